@@ -1,0 +1,1 @@
+//! Stepyard's durable core.

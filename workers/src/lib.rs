@@ -1,0 +1,1 @@
+//! Worker implementations (functions, containers, notifications) behind the engine's traits.
