@@ -1,0 +1,79 @@
+//! The `stepyard` command line.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::ServerConfig;
+
+#[derive(Debug, Parser)]
+#[command(name = "stepyard", version, about = "Self-hosted Step Functions and EventBridge")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server on an embedded sled data folder.
+    Serve(ServeArgs),
+}
+
+/// Every option is optional here so that the config file can sit below flags and environment variables.
+#[derive(Debug, Args, Default)]
+pub struct ServeArgs {
+    /// TOML config file (values below environment variables and flags).
+    #[arg(long, env = "STEPYARD_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:8080].
+    #[arg(long, env = "STEPYARD_LISTEN")]
+    pub listen: Option<String>,
+    /// Folder of the sled database [default: ./stepyard-data].
+    #[arg(long, env = "STEPYARD_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Region written into ARNs [default: us-east-1].
+    #[arg(long, env = "STEPYARD_REGION")]
+    pub region: Option<String>,
+    /// Account id written into ARNs [default: 123456789012].
+    #[arg(long, env = "STEPYARD_ACCOUNT")]
+    pub account: Option<String>,
+    /// Largest accepted request body in bytes [default: 1048576].
+    #[arg(long, env = "STEPYARD_MAX_BODY_BYTES")]
+    pub max_body_bytes: Option<usize>,
+    /// Per-request timeout in seconds [default: 60].
+    #[arg(long, env = "STEPYARD_REQUEST_TIMEOUT_SECONDS")]
+    pub request_timeout_seconds: Option<u64>,
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(args) => serve(args),
+    }
+}
+
+fn serve(args: ServeArgs) -> ExitCode {
+    crate::telemetry::init();
+    let config = match ServerConfig::resolve(&args) {
+        Ok(config) => config,
+        Err(err) => {
+            eprintln!("stepyard: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("stepyard: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(crate::server::run(config, crate::server::shutdown_signal())) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("stepyard: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

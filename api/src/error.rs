@@ -1,0 +1,155 @@
+//! The one error body of the native API.
+//!
+//! Every 4xx and 5xx of `/v1`, and every rejection of a malformed request (bad JSON, wrong content type,
+//! oversize body, unknown route), answers `{"code", "message", "field"?, "request_id"?}` with a stable
+//! `code`. Internal errors are logged with the request id and never leak their details.
+
+use axum::Json;
+use axum::extract::rejection::JsonRejection;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// The error body of every failed native API request.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// A stable, machine-readable code, e.g. `StateMachineDoesNotExist`, `MalformedJson`.
+    #[schema(example = "MalformedJson")]
+    pub code: String,
+    /// What went wrong, for a person.
+    #[schema(example = "expected `,` or `}` at line 1 column 12")]
+    pub message: String,
+    /// The request field at fault (a JSON Pointer into the body, or a parameter name), when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = "/definition")]
+    pub field: Option<String>,
+    /// Extra structured detail, e.g. every problem of an invalid definition.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub details: Option<serde_json::Value>,
+}
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub body: ErrorBody,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            body: ErrorBody {
+                code: code.to_owned(),
+                message: message.into(),
+                field: None,
+                details: None,
+            },
+        }
+    }
+
+    pub fn with_field(mut self, field: impl Into<String>) -> Self {
+        self.body.field = Some(field.into());
+        self
+    }
+
+    pub fn with_details(mut self, details: serde_json::Value) -> Self {
+        self.body.details = Some(details);
+        self
+    }
+
+    pub fn not_found(code: &str, message: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::NOT_FOUND, code, message)
+    }
+
+    /// A failure that is our fault: logged in full, answered without detail.
+    pub fn internal(err: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %err, "internal error");
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "InternalError",
+            "internal error; see the server log for this request id",
+        )
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, Json(self.body)).into_response()
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(rejection: JsonRejection) -> Self {
+        match rejection {
+            JsonRejection::MissingJsonContentType(_) => ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "UnsupportedMediaType",
+                "expected a request body with `Content-Type: application/json`",
+            ),
+            JsonRejection::JsonSyntaxError(err) => ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "MalformedJson",
+                format!("the request body is not valid JSON: {}", source_text(&err)),
+            ),
+            JsonRejection::JsonDataError(err) => {
+                let text = source_text(&err);
+                let field = text
+                    .split_once(':')
+                    .map(|(path, _)| path.trim().to_owned())
+                    .filter(|path| !path.is_empty() && !path.contains(' '));
+                let mut error = ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "InvalidRequestBody",
+                    format!("the request body does not have the expected shape: {text}"),
+                );
+                if let Some(field) = field {
+                    error = error.with_field(field);
+                }
+                error
+            }
+            JsonRejection::BytesRejection(err) => {
+                let status = err.status();
+                if status == StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::new(
+                        status,
+                        "PayloadTooLarge",
+                        "the request body is larger than the server accepts",
+                    )
+                } else {
+                    ApiError::new(status, "BadRequestBody", err.body_text())
+                }
+            }
+            other => ApiError::new(other.status(), "BadRequest", other.body_text()),
+        }
+    }
+}
+
+fn source_text(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(inner) = source {
+        text = inner.to_string();
+        source = inner.source();
+    }
+    text
+}
+
+/// A JSON body extractor whose rejections answer with [`ErrorBody`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ApiJson<T>(pub T);
+
+impl<S, T> axum::extract::FromRequest<S> for ApiJson<T>
+where
+    axum::Json<T>: axum::extract::FromRequest<S, Rejection = JsonRejection>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, Self::Rejection> {
+        let Json(value) = Json::<T>::from_request(req, state).await?;
+        Ok(ApiJson(value))
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;

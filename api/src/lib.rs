@@ -1,0 +1,15 @@
+//! The Stepyard server: the only crate that knows HTTP.
+//!
+//! [`app`] builds the whole router from an [`AppState`], so tests drive it with
+//! `app(state).oneshot(request)` and never need a socket; [`server::run`] binds it to one.
+
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod routes;
+pub mod server;
+pub mod state;
+pub mod telemetry;
+
+pub use routes::{app, openapi};
+pub use state::AppState;
