@@ -8,7 +8,11 @@ use clap::{Args, Parser, Subcommand};
 use crate::config::ServerConfig;
 
 #[derive(Debug, Parser)]
-#[command(name = "stepyard", version, about = "Self-hosted Step Functions and EventBridge")]
+#[command(
+    name = "stepyard",
+    version,
+    about = "Self-hosted Step Functions and EventBridge"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

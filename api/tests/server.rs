@@ -39,7 +39,11 @@ fn swagger_ui_is_served_from_the_server_itself() {
     assert!(html.contains("swagger-ui-bundle.js"), "{html}");
     // The assets come from this server, not a CDN: no network is needed to render the page.
     assert!(!html.contains("https://"), "{html}");
-    for asset in ["swagger-ui-bundle.js", "swagger-ui.css", "swagger-initializer.js"] {
+    for asset in [
+        "swagger-ui-bundle.js",
+        "swagger-ui.css",
+        "swagger-initializer.js",
+    ] {
         let response = get(&server.url(&format!("/docs/{asset}")));
         assert_eq!(response.status(), 200, "{asset}");
         let text = response.text().unwrap();

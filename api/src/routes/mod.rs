@@ -108,8 +108,8 @@ pub fn status_error(status: StatusCode) -> Response {
         StatusCode::TOO_MANY_REQUESTS => "TooManyRequests",
         _ => "BadRequest",
     };
-    let mut response = ApiError::new(status, code, status.canonical_reason().unwrap_or("error"))
-        .into_response();
+    let mut response =
+        ApiError::new(status, code, status.canonical_reason().unwrap_or("error")).into_response();
     response
         .headers_mut()
         .insert("cache-control", HeaderValue::from_static("no-store"));

@@ -64,7 +64,11 @@ impl Server {
                 .recv_timeout(Duration::from_secs(30))
                 .expect("server printed no 'listening' line within 30 s");
             if let Some(rest) = line.split("listening on ").nth(1) {
-                break rest.split_whitespace().next().unwrap_or_default().to_owned();
+                break rest
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned();
             }
         };
         Server {
