@@ -1,4 +1,89 @@
-//! The Amazon States Language as data: parse, validate and evaluate.
+//! The Amazon States Language as data: parse, validate and evaluate (JSONPath query mode).
 //!
-//! Boundary: this crate is pure. No I/O, no clock, no randomness; everything
-//! that varies comes in through arguments.
+//! Boundary: this crate is pure. No I/O, no clock, no randomness; everything that varies
+//! comes in through arguments ([`Env`] for UUIDs and random numbers, the context object
+//! `$$` built by the engine). A transition is a function of
+//! (definition, state, input, context, environment), so it can be replayed.
+//!
+//! # API
+//!
+//! ```text
+//! parse(definition: &str) -> Result<StateMachine, Vec<Problem>>   // parse + validate, every problem
+//! parse_value(&Value)     -> Result<StateMachine, Vec<Problem>>
+//! validate(definition: &str) -> Vec<Problem>                      // [] when valid (for `stepyard validate`)
+//!
+//! enter(state, input, context, env)            -> Result<Entered, StatesError>
+//! map_item_input(state, effective_input, item, index, context, env) -> Result<Value, StatesError>
+//! complete(state, state_input, result, context, env) -> Result<Completed, StatesError>
+//! on_error(state, state_input, error, retry_counts, env) -> ErrorOutcome
+//! ```
+//!
+//! How the engine drives one state (its raw input is `input`):
+//!
+//! - [`enter`] applies `InputPath` and what comes before the work:
+//!   - Pass, Choice → [`Entered::Next`] / [`Entered::End`] with the final output (Pass:
+//!     `Parameters`/`Result` → `ResultPath` → `OutputPath`; Choice: rules on the effective
+//!     input, then `OutputPath`). No match and no `Default` is `States.NoChoiceMatched`.
+//!   - Succeed → [`Entered::End`]; Fail → [`Entered::Fail`] (`ErrorPath`/`CausePath` resolved).
+//!   - Task → [`Entered::Task`] with the effective parameters (`InputPath` → `Parameters`)
+//!     and the resolved timeouts. Parallel → [`Entered::Parallel`] with the branch input.
+//!     Map → [`Entered::Map`] with the items (`ItemsPath`), the effective input and the
+//!     concurrency/tolerance numbers; each iteration's input comes from [`map_item_input`].
+//!     With an `ItemReader` the item list is empty: reading items is the engine's job.
+//!   - Wait → [`Entered::Wait`] with when to wake up. **When the timer fires, call
+//!     [`complete`] with any result (e.g. `Value::Null`)**: it is ignored, and the output
+//!     is `OutputPath(InputPath(input))`.
+//! - [`complete`] (Task, Parallel, Map, Wait): `ResultSelector` → `ResultPath` into the
+//!   raw input (null discards the result; missing intermediate objects are created) →
+//!   `OutputPath`, then [`Completed::Next`] or [`Completed::End`].
+//! - [`on_error`] when the work (or any evaluation step above) failed: the first retrier
+//!   whose `ErrorEquals` matches decides the retry and its delay; with no attempts left
+//!   (or no matching retrier) the first matching catcher wins; otherwise the state fails.
+//!
+//! Errors from evaluation are [`StatesError`]s with AWS's names: bad paths are
+//! `States.Runtime` (never retried, never caught), ResultPath conflicts are
+//! `States.ResultPathMatchFailure`, bad intrinsic arguments `States.IntrinsicFailure`.
+//!
+//! Validation problems carry a JSON Pointer, a stable [`ProblemCode`] and a message;
+//! `Display` for [`Problem`] prints `pointer: CODE: message`.
+
+mod choice;
+mod error;
+mod eval;
+pub mod intrinsic;
+mod model;
+mod parse;
+mod path;
+mod problem;
+mod template;
+
+pub use choice::{
+    ChoiceRule, Condition, Operand, OperandKind, Operator, parse_timestamp, string_matches,
+};
+pub use error::{ErrorName, StatesError};
+pub use eval::{
+    Completed, Entered, Env, ErrorOutcome, FixedEnv, WaitUntil, complete, enter, map_item_input,
+    on_error,
+};
+pub use model::{
+    Catcher, ChoiceState, ExecutionType, FailState, FailText, IoPaths, JitterStrategy, MapState,
+    NumberOrPath, ParallelState, PassState, ProcessorConfig, ProcessorMode, QueryLanguage,
+    ResultPath, Retrier, State, StateMachine, SucceedState, TaskState, Transition, WaitFor,
+    WaitState,
+};
+pub use parse::{MAX_SECONDS, MAX_STATE_NAME_LEN, parse, parse_value, validate};
+pub use path::{Path, PathError, Segment};
+pub use problem::{Problem, ProblemCode};
+pub use template::Template;
+
+/// The JSON type of a value, as people say it.
+pub(crate) fn json_type_name(value: &serde_json::Value) -> &'static str {
+    match value {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "an array",
+        serde_json::Value::Object(_) => "an object",
+    }
+}

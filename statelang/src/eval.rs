@@ -1,0 +1,587 @@
+//! Evaluation: what a state does with its input. Pure functions of
+//! (state, input, context, environment); the engine owns time, history and effects.
+
+use chrono::{DateTime, FixedOffset};
+use serde_json::{Map, Value, json};
+
+use crate::choice::parse_timestamp;
+use crate::error::{ErrorName, StatesError};
+use crate::intrinsic;
+use crate::model::{
+    FailText, IoPaths, JitterStrategy, NumberOrPath, ResultPath, State, Transition, WaitFor,
+};
+use crate::path::Path;
+use crate::template::{Template, truncate};
+
+/// Everything non-deterministic that evaluation may need, injected so a transition can
+/// be replayed exactly.
+pub trait Env {
+    /// A fresh UUID (v4 text form) for `States.UUID()`.
+    fn uuid(&mut self) -> String;
+    /// A random number in `[0, 1)`, for `States.MathRandom` and retry jitter.
+    fn random(&mut self) -> f64;
+}
+
+/// An [`Env`] that always answers the same: for tests and for evaluation that must not
+/// use randomness.
+#[derive(Debug, Clone, Default)]
+pub struct FixedEnv {
+    pub uuid: String,
+    pub random: f64,
+}
+
+impl Env for FixedEnv {
+    fn uuid(&mut self) -> String {
+        self.uuid.clone()
+    }
+
+    fn random(&mut self) -> f64 {
+        self.random
+    }
+}
+
+/// When a Wait state's timer fires.
+#[derive(Debug, Clone, PartialEq)]
+pub enum WaitUntil {
+    /// This many seconds after the state was entered.
+    Seconds(u64),
+    /// At this instant.
+    Timestamp(DateTime<FixedOffset>),
+}
+
+/// What entering a state asks of the engine.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Entered {
+    /// Go on to `next` with `output` (Pass, Choice).
+    Next { next: String, output: Value },
+    /// The machine (or branch, or iteration) ends with `output` (Succeed, terminal Pass).
+    End { output: Value },
+    /// The machine fails (Fail state).
+    Fail {
+        error: Option<String>,
+        cause: Option<String>,
+    },
+    /// Run a task; then call [`complete`] with its result, or [`on_error`].
+    Task {
+        resource: String,
+        parameters: Value,
+        timeout_seconds: Option<u64>,
+        heartbeat_seconds: Option<u64>,
+        credentials: Option<Value>,
+    },
+    /// Arm a timer; when it fires call [`complete`] with any result (it is ignored).
+    Wait { until: WaitUntil },
+    /// Run every branch with `input`; then call [`complete`] with the array of outputs.
+    Parallel { input: Value },
+    /// Run the item processor once per item (input from [`map_item_input`]); then call
+    /// [`complete`] with the array of outputs.
+    Map {
+        items: Vec<Value>,
+        effective_input: Value,
+        /// 0 means no limit.
+        max_concurrency: u32,
+        tolerated_failure_percentage: Option<f64>,
+        tolerated_failure_count: Option<u64>,
+    },
+}
+
+/// Where to go once a state's work is done.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Completed {
+    Next { next: String, output: Value },
+    End { output: Value },
+}
+
+/// What to do about a failed state.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ErrorOutcome {
+    /// Run the state again after `delay_ms`, counting one more attempt for `retrier`.
+    Retry { retrier: usize, delay_ms: u64 },
+    /// Go to `next` with `output` (the error object placed by the catcher's ResultPath).
+    Catch { next: String, output: Value },
+    /// Fail the execution (or branch) with the error.
+    Fail,
+}
+
+fn with_state(state: &State, e: StatesError) -> StatesError {
+    StatesError {
+        error: e.error,
+        cause: format!(
+            "An error occurred while executing the state '{}'. {}",
+            state.name(),
+            e.cause
+        ),
+    }
+}
+
+/// Applies `InputPath` to the raw state input.
+fn apply_input_path(io: &IoPaths, input: &Value, context: &Value) -> Result<Value, StatesError> {
+    match &io.input_path {
+        None => Ok(Value::Object(Map::new())),
+        Some(path) if path.is_root() => Ok(input.clone()),
+        Some(path) => select_required(path, input, context, "InputPath"),
+    }
+}
+
+/// Applies `OutputPath` to a state's output (consumes it).
+fn apply_output_path(io: &IoPaths, output: Value, context: &Value) -> Result<Value, StatesError> {
+    match &io.output_path {
+        None => Ok(Value::Object(Map::new())),
+        Some(path) if path.is_root() => Ok(output),
+        Some(path) => select_required(path, &output, context, "OutputPath"),
+    }
+}
+
+fn select_required(
+    path: &Path,
+    input: &Value,
+    context: &Value,
+    field: &str,
+) -> Result<Value, StatesError> {
+    path.select(input, context)
+        .map(|v| v.into_owned())
+        .ok_or_else(|| {
+            StatesError::runtime(format!(
+                "Invalid path '{path}' : No results for path: {field} '{path}' in the input '{}'",
+                truncate(&input.to_string())
+            ))
+        })
+}
+
+/// Places `result` into `state_input` at `result_path`.
+fn apply_result_path(
+    result_path: &ResultPath,
+    state_input: &Value,
+    result: Value,
+) -> Result<Value, StatesError> {
+    match result_path {
+        None => Ok(state_input.clone()),
+        Some(path) if path.is_root() => Ok(result),
+        Some(path) => {
+            let mut target = state_input.clone();
+            path.assign(&mut target, result).map_err(|why| {
+                StatesError::new(
+                    ErrorName::ResultPathMatchFailure,
+                    format!(
+                        "Unable to apply ResultPath '{path}' to input '{}': {why}",
+                        truncate(&state_input.to_string())
+                    ),
+                )
+            })?;
+            Ok(target)
+        }
+    }
+}
+
+fn template_or(
+    template: &Option<Template>,
+    input: Value,
+    context: &Value,
+    env: &mut dyn Env,
+) -> Result<Value, StatesError> {
+    match template {
+        None => Ok(input),
+        Some(t) => t.evaluate(&input, context, env),
+    }
+}
+
+fn finish(transition: &Transition, output: Value) -> Completed {
+    match transition {
+        Transition::Next(next) => Completed::Next {
+            next: next.clone(),
+            output,
+        },
+        Transition::End => Completed::End { output },
+    }
+}
+
+fn entered(completed: Completed) -> Entered {
+    match completed {
+        Completed::Next { next, output } => Entered::Next { next, output },
+        Completed::End { output } => Entered::End { output },
+    }
+}
+
+fn resolve_u64(
+    value: &Option<NumberOrPath<u64>>,
+    input: &Value,
+    context: &Value,
+    field: &str,
+) -> Result<Option<u64>, StatesError> {
+    match value {
+        None => Ok(None),
+        Some(NumberOrPath::Value(v)) => Ok(Some(*v)),
+        Some(NumberOrPath::Path(path)) => {
+            let v = select_required(path, input, context, field)?;
+            v.as_u64().map(Some).ok_or_else(|| {
+                StatesError::runtime(format!(
+                    "The value at {field} '{path}' must be a non-negative integer, got {}",
+                    truncate(&v.to_string())
+                ))
+            })
+        }
+    }
+}
+
+fn resolve_f64(
+    value: &Option<NumberOrPath<f64>>,
+    input: &Value,
+    context: &Value,
+    field: &str,
+) -> Result<Option<f64>, StatesError> {
+    match value {
+        None => Ok(None),
+        Some(NumberOrPath::Value(v)) => Ok(Some(*v)),
+        Some(NumberOrPath::Path(path)) => {
+            let v = select_required(path, input, context, field)?;
+            match v.as_f64() {
+                Some(f) if (0.0..=100.0).contains(&f) => Ok(Some(f)),
+                _ => Err(StatesError::runtime(format!(
+                    "The value at {field} '{path}' must be a number between 0 and 100, got {}",
+                    truncate(&v.to_string())
+                ))),
+            }
+        }
+    }
+}
+
+fn fail_text(
+    text: &Option<FailText>,
+    input: &Value,
+    context: &Value,
+    env: &mut dyn Env,
+    field: &str,
+) -> Result<Option<String>, StatesError> {
+    let value = match text {
+        None => return Ok(None),
+        Some(FailText::Literal(s)) => return Ok(Some(s.clone())),
+        Some(FailText::Path(path)) => select_required(path, input, context, field)?,
+        Some(FailText::Call(call)) => intrinsic::evaluate(call, input, context, env)?,
+    };
+    match value {
+        Value::String(s) => Ok(Some(s)),
+        other => Err(StatesError::runtime(format!(
+            "The value of {field} must be a string, got {}",
+            truncate(&other.to_string())
+        ))),
+    }
+}
+
+/// Enters `state` with its raw `input`. See the crate docs for what each state returns.
+pub fn enter(
+    state: &State,
+    input: &Value,
+    context: &Value,
+    env: &mut dyn Env,
+) -> Result<Entered, StatesError> {
+    enter_inner(state, input, context, env).map_err(|e| with_state(state, e))
+}
+
+fn enter_inner(
+    state: &State,
+    input: &Value,
+    context: &Value,
+    env: &mut dyn Env,
+) -> Result<Entered, StatesError> {
+    match state {
+        State::Pass(pass) => {
+            let effective = apply_input_path(&pass.io, input, context)?;
+            let result = match &pass.result {
+                Some(result) => result.clone(),
+                None => template_or(&pass.parameters, effective, context, env)?,
+            };
+            let with_result = apply_result_path(&pass.result_path, input, result)?;
+            let output = apply_output_path(&pass.io, with_result, context)?;
+            Ok(entered(finish(&pass.transition, output)))
+        }
+        State::Task(task) => {
+            let effective = apply_input_path(&task.io, input, context)?;
+            let timeout_seconds = resolve_u64(
+                &task.timeout_seconds,
+                &effective,
+                context,
+                "TimeoutSecondsPath",
+            )?;
+            let heartbeat_seconds = resolve_u64(
+                &task.heartbeat_seconds,
+                &effective,
+                context,
+                "HeartbeatSecondsPath",
+            )?;
+            let credentials = match &task.credentials {
+                Some(t) => Some(t.evaluate(&effective, context, env)?),
+                None => None,
+            };
+            let parameters = template_or(&task.parameters, effective, context, env)?;
+            Ok(Entered::Task {
+                resource: task.resource.clone(),
+                parameters,
+                timeout_seconds,
+                heartbeat_seconds,
+                credentials,
+            })
+        }
+        State::Choice(choice) => {
+            let effective = apply_input_path(&choice.io, input, context)?;
+            let mut next = None;
+            for rule in &choice.choices {
+                if rule.condition.evaluate(&effective, context)? {
+                    next = Some(rule.next.clone());
+                    break;
+                }
+            }
+            let Some(next) = next.or_else(|| choice.default.clone()) else {
+                return Err(StatesError::new(
+                    ErrorName::NoChoiceMatched,
+                    "No Choice Rules matched and no Default was specified",
+                ));
+            };
+            let output = apply_output_path(&choice.io, effective, context)?;
+            Ok(Entered::Next { next, output })
+        }
+        State::Wait(wait) => {
+            let effective = apply_input_path(&wait.io, input, context)?;
+            let until = match &wait.wait {
+                WaitFor::Seconds(s) => WaitUntil::Seconds(*s),
+                WaitFor::Timestamp(t) => WaitUntil::Timestamp(*t),
+                WaitFor::SecondsPath(path) => {
+                    let v = select_required(path, &effective, context, "SecondsPath")?;
+                    match v.as_u64() {
+                        Some(s) => WaitUntil::Seconds(s),
+                        None => {
+                            return Err(StatesError::runtime(format!(
+                                "The SecondsPath parameter does not reference a valid positive integer: '{path}' is {}",
+                                truncate(&v.to_string())
+                            )));
+                        }
+                    }
+                }
+                WaitFor::TimestampPath(path) => {
+                    let v = select_required(path, &effective, context, "TimestampPath")?;
+                    match v.as_str().and_then(parse_timestamp) {
+                        Some(t) => WaitUntil::Timestamp(t),
+                        None => {
+                            return Err(StatesError::runtime(format!(
+                                "The TimestampPath parameter does not reference a valid ISO-8601 extended offset date-time format string: '{path}' is {}",
+                                truncate(&v.to_string())
+                            )));
+                        }
+                    }
+                }
+            };
+            Ok(Entered::Wait { until })
+        }
+        State::Succeed(succeed) => {
+            let effective = apply_input_path(&succeed.io, input, context)?;
+            let output = apply_output_path(&succeed.io, effective, context)?;
+            Ok(Entered::End { output })
+        }
+        State::Fail(fail) => {
+            let error = fail_text(&fail.error, input, context, env, "ErrorPath")?;
+            let cause = fail_text(&fail.cause, input, context, env, "CausePath")?;
+            Ok(Entered::Fail { error, cause })
+        }
+        State::Parallel(parallel) => {
+            let effective = apply_input_path(&parallel.io, input, context)?;
+            let input = template_or(&parallel.parameters, effective, context, env)?;
+            Ok(Entered::Parallel { input })
+        }
+        State::Map(map) => {
+            let effective = apply_input_path(&map.io, input, context)?;
+            let items = if map.item_reader.is_some() {
+                Vec::new()
+            } else {
+                match map.items_path.select(&effective, context) {
+                    Some(v) => match v.into_owned() {
+                        Value::Array(items) => items,
+                        other => {
+                            return Err(StatesError::runtime(format!(
+                                "Invalid path '{}' : The value for the field 'ItemsPath' must be an array, got {}",
+                                map.items_path,
+                                truncate(&other.to_string())
+                            )));
+                        }
+                    },
+                    None => {
+                        return Err(StatesError::runtime(format!(
+                            "Invalid path '{}' : No results for path: ItemsPath '{}'",
+                            map.items_path, map.items_path
+                        )));
+                    }
+                }
+            };
+            let max_concurrency = match &map.max_concurrency {
+                None => 0,
+                Some(NumberOrPath::Value(v)) => *v,
+                Some(NumberOrPath::Path(path)) => {
+                    let v = select_required(path, &effective, context, "MaxConcurrencyPath")?;
+                    v.as_u64()
+                        .and_then(|n| u32::try_from(n).ok())
+                        .ok_or_else(|| {
+                            StatesError::runtime(format!(
+                                "The value at MaxConcurrencyPath '{path}' must be a non-negative integer, got {}",
+                                truncate(&v.to_string())
+                            ))
+                        })?
+                }
+            };
+            let tolerated_failure_percentage = resolve_f64(
+                &map.tolerated_failure_percentage,
+                &effective,
+                context,
+                "ToleratedFailurePercentagePath",
+            )?;
+            let tolerated_failure_count = resolve_u64(
+                &map.tolerated_failure_count,
+                &effective,
+                context,
+                "ToleratedFailureCountPath",
+            )?;
+            Ok(Entered::Map {
+                items,
+                effective_input: effective,
+                max_concurrency,
+                tolerated_failure_percentage,
+                tolerated_failure_count,
+            })
+        }
+    }
+}
+
+/// The input of one Map iteration: `ItemSelector` (or legacy `Parameters`) evaluated over
+/// the Map's effective input with `$$.Map.Item.{Index,Value}` set in the context; without
+/// a selector, the item itself.
+pub fn map_item_input(
+    state: &State,
+    effective_input: &Value,
+    item: &Value,
+    index: usize,
+    context: &Value,
+    env: &mut dyn Env,
+) -> Result<Value, StatesError> {
+    let State::Map(map) = state else {
+        return Err(StatesError::runtime(format!(
+            "map_item_input called on the {} state '{}'",
+            state.type_name(),
+            state.name()
+        )));
+    };
+    let Some(selector) = &map.item_selector else {
+        return Ok(item.clone());
+    };
+    let mut context = context.clone();
+    if !context.is_object() {
+        context = Value::Object(Map::new());
+    }
+    if let Value::Object(ctx) = &mut context {
+        let map_entry = ctx
+            .entry("Map")
+            .or_insert_with(|| Value::Object(Map::new()));
+        if !map_entry.is_object() {
+            *map_entry = Value::Object(Map::new());
+        }
+        if let Value::Object(m) = map_entry {
+            m.insert("Item".into(), json!({"Index": index, "Value": item}));
+        }
+    }
+    selector
+        .evaluate(effective_input, &context, env)
+        .map_err(|e| with_state(state, e))
+}
+
+/// A Task/Parallel/Map result is in (or a Wait timer fired): ResultSelector, then
+/// ResultPath into the raw `state_input`, then OutputPath; then the transition.
+///
+/// For Wait the `result` is ignored: the output is OutputPath(InputPath(state_input)).
+pub fn complete(
+    state: &State,
+    state_input: &Value,
+    result: Value,
+    context: &Value,
+    env: &mut dyn Env,
+) -> Result<Completed, StatesError> {
+    let (io, selector, result_path, transition) = match state {
+        State::Task(s) => (&s.io, &s.result_selector, &s.result_path, &s.transition),
+        State::Parallel(s) => (&s.io, &s.result_selector, &s.result_path, &s.transition),
+        State::Map(s) => (&s.io, &s.result_selector, &s.result_path, &s.transition),
+        State::Wait(wait) => {
+            let run = || {
+                let effective = apply_input_path(&wait.io, state_input, context)?;
+                apply_output_path(&wait.io, effective, context)
+            };
+            let output = run().map_err(|e| with_state(state, e))?;
+            return Ok(finish(&wait.transition, output));
+        }
+        other => {
+            return Err(StatesError::runtime(format!(
+                "complete called on the {} state '{}', which has no result to complete",
+                other.type_name(),
+                other.name()
+            )));
+        }
+    };
+    let run = |env: &mut dyn Env| {
+        let selected = template_or(selector, result, context, env)?;
+        let combined = apply_result_path(result_path, state_input, selected)?;
+        apply_output_path(io, combined, context)
+    };
+    let output = run(env).map_err(|e| with_state(state, e))?;
+    Ok(finish(transition, output))
+}
+
+/// Decides what a failure of `state` leads to. `retry_counts[i]` is how many retries the
+/// i-th retrier has already spent (missing entries count as 0).
+///
+/// The first retrier whose `ErrorEquals` matches decides: if it has attempts left the
+/// state is retried after `IntervalSeconds * BackoffRate^count` (capped by
+/// `MaxDelaySeconds`, scaled by a random factor with `JitterStrategy: FULL`); if not,
+/// the catchers are tried in order. `States.Runtime` is never retried nor caught.
+pub fn on_error(
+    state: &State,
+    state_input: &Value,
+    error: &StatesError,
+    retry_counts: &[u32],
+    env: &mut dyn Env,
+) -> ErrorOutcome {
+    if let Some((index, retrier)) = state
+        .retry()
+        .iter()
+        .enumerate()
+        .find(|(_, r)| r.error_equals.iter().any(|e| e.matches(&error.error)))
+    {
+        let used = retry_counts.get(index).copied().unwrap_or(0);
+        if used < retrier.max_attempts {
+            let exponent = i32::try_from(used).unwrap_or(i32::MAX);
+            let mut delay = retrier.interval_seconds as f64 * retrier.backoff_rate.powi(exponent);
+            if let Some(max) = retrier.max_delay_seconds {
+                delay = delay.min(max as f64);
+            }
+            if retrier.jitter_strategy == JitterStrategy::Full {
+                delay *= env.random().clamp(0.0, 1.0);
+            }
+            let delay_ms = (delay * 1000.0).round();
+            let delay_ms = if delay_ms.is_finite() && delay_ms < u64::MAX as f64 {
+                delay_ms.max(0.0) as u64
+            } else {
+                u64::MAX
+            };
+            return ErrorOutcome::Retry {
+                retrier: index,
+                delay_ms,
+            };
+        }
+    }
+    for catcher in state.catch() {
+        if catcher.error_equals.iter().any(|e| e.matches(&error.error)) {
+            let error_output = json!({"Error": error.error.as_str(), "Cause": error.cause});
+            return match apply_result_path(&catcher.result_path, state_input, error_output) {
+                Ok(output) => ErrorOutcome::Catch {
+                    next: catcher.next.clone(),
+                    output,
+                },
+                Err(_) => ErrorOutcome::Fail,
+            };
+        }
+    }
+    ErrorOutcome::Fail
+}
