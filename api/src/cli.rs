@@ -22,6 +22,17 @@ pub struct Cli {
 pub enum Command {
     /// Run the server on an embedded sled data folder.
     Serve(ServeArgs),
+    /// Check an ASL definition: print every problem (JSON Pointer, code, message); exit 1 if any.
+    Validate(ValidateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// The definition file (JSON), or `-` for standard input.
+    pub file: PathBuf,
+    /// Print the problems as a JSON array instead of lines.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Every option is optional here so that the config file can sit below flags and environment variables.
@@ -54,6 +65,56 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => serve(args),
+        Command::Validate(args) => validate(args),
+    }
+}
+
+fn read_input(path: &std::path::Path) -> std::io::Result<String> {
+    if path.as_os_str() == "-" {
+        std::io::read_to_string(std::io::stdin())
+    } else {
+        std::fs::read_to_string(path)
+    }
+}
+
+fn validate(args: ValidateArgs) -> ExitCode {
+    let text = match read_input(&args.file) {
+        Ok(text) => text,
+        Err(err) => {
+            eprintln!("stepyard: cannot read {}: {err}", args.file.display());
+            return ExitCode::from(2);
+        }
+    };
+    let problems = stepyard_statelang::validate(&text);
+    if args.json {
+        let list: Vec<serde_json::Value> = problems
+            .iter()
+            .map(|problem| {
+                serde_json::json!({
+                    "pointer": problem.pointer,
+                    "code": problem.code.as_str(),
+                    "message": problem.message,
+                })
+            })
+            .collect();
+        println!("{}", serde_json::Value::Array(list));
+    } else if problems.is_empty() {
+        println!("{}: valid", args.file.display());
+    } else {
+        for problem in &problems {
+            println!("{problem}");
+        }
+        eprintln!(
+            "{}: {} problem{}",
+            args.file.display(),
+            problems.len(),
+            if problems.len() == 1 { "" } else { "s" }
+        );
+    }
+    if problems.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     }
 }
 

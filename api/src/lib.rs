@@ -3,6 +3,7 @@
 //! [`app`] builds the whole router from an [`AppState`], so tests drive it with
 //! `app(state).oneshot(request)` and never need a socket; [`server::run`] binds it to one.
 
+pub mod aws;
 pub mod cli;
 pub mod config;
 pub mod error;
