@@ -153,7 +153,7 @@ impl Parser {
     }
 
     fn call(&mut self, depth: usize) -> Result<Call, String> {
-        if depth > MAX_NESTING {
+        if depth >= MAX_NESTING {
             return Err(format!(
                 "intrinsic functions are nested more than {MAX_NESTING} deep"
             ));

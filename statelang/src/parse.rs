@@ -500,7 +500,7 @@ impl Parser {
                 let first = first.clone();
                 self.problem(
                     &ptr,
-                    ProblemCode::InvalidValue,
+                    ProblemCode::DuplicateStateName,
                     format!("the state name '{name}' is already used at {first}; names must be unique across the whole machine"),
                 );
             } else {

@@ -70,6 +70,7 @@ problem_codes! {
     ConflictingTransition => "CONFLICTING_TRANSITION", "A state has both `Next` and `End`, or a terminal state has `Next`.";
     NoTerminalState => "NO_TERMINAL_STATE", "No state ends the machine.";
     NameTooLong => "NAME_TOO_LONG", "A state name is longer than 80 characters.";
+    DuplicateStateName => "DUPLICATE_STATE_NAME", "Two states share a name (names are unique across the whole machine, branches included).";
     InvalidPath => "INVALID_PATH", "Not a valid JSONPath.";
     InvalidReferencePath => "INVALID_REFERENCE_PATH", "Not a valid reference path (single node, `.` and `[]` only).";
     InvalidIntrinsic => "INVALID_INTRINSIC", "An intrinsic function call that does not parse or has bad arguments.";
