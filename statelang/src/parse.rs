@@ -98,6 +98,35 @@ const PROCESSOR_FIELDS: &[&str] = &["Comment", "StartAt", "States", "ProcessorCo
 /// Fields that belong to JSONata or to variables, which are not evaluated yet.
 const UNSUPPORTED_FIELDS: &[&str] = &["Assign", "Arguments", "Output", "Items", "ItemsPointer"];
 
+/// Every state name a raw state object can transition to: `Next`, `Default`, the
+/// `Next` of each Choice rule and of each catcher.
+fn raw_transitions(state: &Value) -> Vec<&str> {
+    let mut out = Vec::new();
+    for key in ["Next", "Default"] {
+        if let Some(Value::String(s)) = state.get(key) {
+            out.push(s.as_str());
+        }
+    }
+    for list in ["Choices", "Catch"] {
+        if let Some(Value::Array(items)) = state.get(list) {
+            out.extend(
+                items
+                    .iter()
+                    .filter_map(|item| item.get("Next").and_then(Value::as_str)),
+            );
+        }
+    }
+    out
+}
+
+/// Whether a raw state object ends its machine.
+fn is_terminal(state: &Value) -> bool {
+    matches!(
+        state.get("Type").and_then(Value::as_str),
+        Some("Succeed" | "Fail")
+    ) || state.get("End") == Some(&Value::Bool(true))
+}
+
 fn type_name(v: &Value) -> &'static str {
     crate::json_type_name(v)
 }
@@ -532,21 +561,22 @@ impl Parser {
                 );
             }
         }
-        if complete && let Some(start) = &start_at {
-            self.reachability(start, &states, &states_ptr);
-        }
-        if complete
-            && !states.is_empty()
-            && !states.values().any(|s| {
-                matches!(s, State::Succeed(_) | State::Fail(_))
-                    || s.transition() == Some(&Transition::End)
-            })
+        // Reachability and terminal states are read from the raw JSON, so a state whose
+        // own fields have problems still counts with the transitions it names.
+        if let Some(start) = &start_at
+            && states_map.contains_key(start)
         {
+            self.reachability(start, states_map, &states_ptr);
+        }
+        if !states_map.is_empty() && !states_map.values().any(is_terminal) {
             self.problem(
                 &states_ptr,
                 ProblemCode::NoTerminalState,
                 "no state ends the machine: add 'End': true, a Succeed or a Fail state",
             );
+        }
+        if !complete {
+            return None;
         }
         Some(StateMachine {
             comment,
@@ -558,17 +588,9 @@ impl Parser {
         })
     }
 
-    fn reachability(
-        &mut self,
-        start: &str,
-        states: &indexmap::IndexMap<String, State>,
-        states_ptr: &str,
-    ) {
+    fn reachability(&mut self, start: &str, states: &Map<String, Value>, states_ptr: &str) {
         let mut seen: HashSet<&str> = HashSet::new();
-        let mut queue: VecDeque<&str> = VecDeque::new();
-        if states.contains_key(start) {
-            queue.push_back(start);
-        }
+        let mut queue: VecDeque<&str> = VecDeque::from([start]);
         while let Some(name) = queue.pop_front() {
             if !seen.insert(name) {
                 continue;
@@ -576,20 +598,9 @@ impl Parser {
             let Some(state) = states.get(name) else {
                 continue;
             };
-            let mut edges: Vec<&str> = Vec::new();
-            if let Some(Transition::Next(n)) = state.transition() {
-                edges.push(n);
-            }
-            if let State::Choice(c) = state {
-                edges.extend(c.choices.iter().map(|r| r.next.as_str()));
-                if let Some(d) = &c.default {
-                    edges.push(d);
-                }
-            }
-            edges.extend(state.catch().iter().map(|c| c.next.as_str()));
-            for e in edges {
-                if states.contains_key(e) && !seen.contains(e) {
-                    queue.push_back(e);
+            for target in raw_transitions(state) {
+                if states.contains_key(target) && !seen.contains(target) {
+                    queue.push_back(target);
                 }
             }
         }
