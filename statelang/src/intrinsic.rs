@@ -423,6 +423,15 @@ pub fn evaluate(
     env: &mut dyn Env,
 ) -> Result<Value, StatesError> {
     let name = call.function.name();
+    // `Call` is public, so a hand-built one may skip the parser's checks: check again
+    // rather than index out of bounds below.
+    let (min, max) = call.function.arity();
+    if call.args.len() < min || call.args.len() > max {
+        return Err(StatesError::intrinsic(format!(
+            "Invalid arguments in {name}: wrong number of arguments ({})",
+            call.args.len()
+        )));
+    }
     let mut values = Vec::with_capacity(call.args.len());
     for arg in &call.args {
         values.push(match arg {
