@@ -1,0 +1,1420 @@
+//! The engine handle and its long-lived loops: the group committer, the timer loop, dispatch.
+//!
+//! **Invariant:** every command goes through [`Inner::drive`]: under the execution's lock the
+//! pure [`interp::apply`] computes the transition, its writes are queued to the committer (queue
+//! order is commit order), and only after the commit is acknowledged are its effects run.
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::hash::{Hash, Hasher};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::time::Duration;
+
+use serde_json::Value;
+use stepyard_statelang::StateMachine;
+use tokio::sync::{Notify, oneshot, watch};
+
+use crate::arn::{self, ArnScope};
+use crate::clock::{Clock, IdGenerator, SystemClock, UuidGenerator};
+use crate::error::{Error, Result};
+use crate::history::{HistoryEvent, HistoryEventType};
+use crate::interp::{self, Command, Ctx, Effect};
+use crate::model::*;
+use crate::records::*;
+use crate::store::{
+    Committer, ExecutionStore, HistoryStore, PendingCommit, SledStore, StateMachineStore,
+    TaskStore, TimerStore, WriteSet,
+};
+use crate::worker::{FnWorker, TaskError, TaskRequest, TaskWorker, WorkerMatch};
+
+/// How to open an engine. `EngineConfig::new(data_dir)` gives the defaults.
+#[derive(Clone)]
+pub struct EngineConfig {
+    pub data_dir: PathBuf,
+    /// Region in every ARN. Default `us-east-1`.
+    pub region: String,
+    /// Account in every ARN. Default `123456789012`.
+    pub account: String,
+    pub clock: Arc<dyn Clock>,
+    pub ids: Arc<dyn IdGenerator>,
+    pub limits: Limits,
+    /// Role ARN reported for state machines created without one.
+    pub default_role_arn: String,
+}
+
+impl EngineConfig {
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        EngineConfig {
+            data_dir: data_dir.into(),
+            region: "us-east-1".into(),
+            account: "123456789012".into(),
+            clock: Arc::new(SystemClock),
+            ids: Arc::new(UuidGenerator),
+            limits: Limits::default(),
+            default_role_arn: "arn:aws:iam::123456789012:role/stepyard".into(),
+        }
+    }
+}
+
+/// A running engine. Cheap to clone; every clone drives the same executions.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+struct Definition {
+    machine: StateMachine,
+    uses_context: bool,
+}
+
+struct Cell {
+    state: Mutex<CellState>,
+}
+
+struct CellState {
+    rec: ExecutionRecord,
+    def: Arc<Definition>,
+    /// Bumped by every transition: eviction only removes a cell whose last transition is durable.
+    version: u64,
+    evicted: bool,
+    durable: bool,
+}
+
+const SHARDS: usize = 64;
+
+struct Inner {
+    config: EngineConfig,
+    scope: ArnScope,
+    store: SledStore,
+    committer: Committer,
+    machines: RwLock<HashMap<String, StateMachineRecord>>,
+    definitions: RwLock<HashMap<(String, String), Arc<Definition>>>,
+    cells: Vec<Mutex<HashMap<String, Arc<Cell>>>>,
+    workers: RwLock<Vec<(WorkerMatch, Arc<dyn TaskWorker>)>>,
+    functions: RwLock<HashMap<String, Arc<dyn TaskWorker>>>,
+    activities: Mutex<HashMap<String, ActivityRecord>>,
+    activity_queues: Mutex<HashMap<String, VecDeque<ActivityQueueRecord>>>,
+    activity_ready: Notify,
+    waiters: Mutex<HashMap<String, Vec<oneshot::Sender<()>>>>,
+    /// When the timer loop next wakes up; 0 while it scans.
+    timer_next: AtomicU64,
+    timer_wake: Arc<Notify>,
+    /// EXPRESS timers: (due, execution key, timer).
+    mem_timers: Mutex<BTreeSet<(u64, String, u64)>>,
+    /// Ticks after every commit, for waiting on history in tests and tools.
+    progress: watch::Sender<u64>,
+    shutting_down: AtomicBool,
+    shutdown_signal: watch::Sender<bool>,
+    loops: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+}
+
+fn shard_of(key: &str) -> usize {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    key.hash(&mut h);
+    (h.finish() as usize) % SHARDS
+}
+
+fn exec_key(sm: &str, name: &str) -> String {
+    format!("{sm}:{name}")
+}
+
+impl Engine {
+    /// Opens (or creates) the data folder, then resumes every open execution: timers are
+    /// re-armed from the store, scheduled tasks re-dispatched with their invocation ids,
+    /// activity tasks queued again. A second process on the same folder gets
+    /// [`Error::StoreLocked`].
+    pub async fn open(config: EngineConfig) -> Result<Engine> {
+        let store = open_store_retrying(&config.data_dir).await?;
+        let (committer, committer_task) = Committer::start(store.clone());
+        let scope = ArnScope {
+            region: config.region.clone(),
+            account: config.account.clone(),
+        };
+        let machines = store
+            .state_machines()?
+            .into_iter()
+            .map(|r| (r.name.clone(), r))
+            .collect();
+        let activities = store
+            .activities()?
+            .into_iter()
+            .map(|r| (r.name.clone(), r))
+            .collect();
+        let (progress, _) = watch::channel(0);
+        let (shutdown_signal, _) = watch::channel(false);
+        let inner = Arc::new(Inner {
+            config,
+            scope,
+            store,
+            committer,
+            machines: RwLock::new(machines),
+            definitions: RwLock::new(HashMap::new()),
+            cells: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            workers: RwLock::new(Vec::new()),
+            functions: RwLock::new(HashMap::new()),
+            activities: Mutex::new(activities),
+            activity_queues: Mutex::new(HashMap::new()),
+            activity_ready: Notify::new(),
+            waiters: Mutex::new(HashMap::new()),
+            timer_next: AtomicU64::new(0),
+            timer_wake: Arc::new(Notify::new()),
+            mem_timers: Mutex::new(BTreeSet::new()),
+            progress,
+            shutting_down: AtomicBool::new(false),
+            shutdown_signal,
+            loops: Mutex::new(vec![committer_task]),
+        });
+        // Activity tasks not yet handed out.
+        {
+            let mut queues = lock(&inner.activity_queues);
+            for entry in inner.store.activity_queue()? {
+                queues
+                    .entry(entry.activity.clone())
+                    .or_default()
+                    .push_back(entry);
+            }
+        }
+        let timer_loop = tokio::spawn(timer_loop(Arc::downgrade(&inner)));
+        lock(&inner.loops).push(timer_loop);
+        let engine = Engine { inner };
+        // Worker calls that were scheduled but not answered: make them again, same invocation id.
+        // They are spawned after the caller had a chance to register workers (next tick).
+        let dispatches = engine.inner.store.dispatches()?;
+        if !dispatches.is_empty() {
+            let weak = Arc::downgrade(&engine.inner);
+            tokio::spawn(async move {
+                tokio::task::yield_now().await;
+                if let Some(inner) = weak.upgrade() {
+                    for d in dispatches {
+                        inner.dispatch(d, true);
+                    }
+                }
+            });
+        }
+        Ok(engine)
+    }
+
+    /// Stops the loops, flushes, and waits until the data folder can be opened again
+    /// (the other clones of this handle must be dropped too).
+    pub async fn shutdown(self) -> Result<()> {
+        let inner = self.inner;
+        inner.shutting_down.store(true, Ordering::SeqCst);
+        inner.shutdown_signal.send_replace(true);
+        inner.timer_wake.notify_one();
+        inner.activity_ready.notify_waiters();
+        let loops: Vec<_> = lock(&inner.loops).drain(..).collect();
+        inner.store.flush().await?;
+        let (first, rest) = loops
+            .split_first()
+            .map(|(a, b)| (Some(a), b))
+            .unwrap_or((None, &[]));
+        for handle in rest {
+            handle.abort();
+        }
+        // The committer ends once the last handle (and its sender) is gone.
+        let _ = first;
+        // Spawned dispatches and answers hold the engine only for a moment.
+        for _ in 0..500 {
+            if Arc::strong_count(&inner) == 1 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        drop(inner);
+        Ok(())
+    }
+
+    // ---- workers ---------------------------------------------------------------------------
+
+    /// Serves Task resources that `matcher` accepts with `worker`. Later registrations win.
+    pub fn register_worker(&self, matcher: impl Into<WorkerMatch>, worker: Arc<dyn TaskWorker>) {
+        write(&self.inner.workers).insert(0, (matcher.into(), worker));
+    }
+
+    /// Serves the Lambda function `name` (both `arn:aws:lambda:..:function:NAME` and
+    /// `arn:aws:states:::lambda:invoke` with `FunctionName: NAME`) with a closure.
+    pub fn register_function<F, Fut>(&self, name: &str, f: F)
+    where
+        F: Fn(Value) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = Result<Value, TaskError>> + Send + 'static,
+    {
+        self.register_function_worker(name, Arc::new(FnWorker::new(f)));
+    }
+
+    /// Serves the Lambda function `name` with a worker.
+    pub fn register_function_worker(&self, name: &str, worker: Arc<dyn TaskWorker>) {
+        write(&self.inner.functions).insert(name.to_string(), worker);
+    }
+
+    // ---- state machines ----------------------------------------------------------------------
+
+    pub async fn create_state_machine(&self, req: CreateStateMachine) -> Result<StateMachineInfo> {
+        let inner = &self.inner;
+        arn::validate_name(&req.name)?;
+        inner.parse(&req.definition)?;
+        let now = inner.config.clock.now_ms();
+        let role_arn = req
+            .role_arn
+            .clone()
+            .unwrap_or_else(|| inner.config.default_role_arn.clone());
+        let record = {
+            let mut machines = write(&inner.machines);
+            if let Some(existing) = machines.get(&req.name) {
+                if existing.definition == req.definition && existing.kind == req.kind {
+                    return Ok(inner.sm_info(existing));
+                }
+                return Err(Error::StateMachineAlreadyExists(
+                    inner.scope.state_machine(&req.name),
+                ));
+            }
+            let record = StateMachineRecord {
+                name: req.name.clone(),
+                kind: req.kind,
+                status: StateMachineStatus::Active,
+                role_arn,
+                created_ms: now,
+                updated_ms: now,
+                revision_id: inner.config.ids.new_id(),
+                definition: req.definition,
+            };
+            machines.insert(record.name.clone(), record.clone());
+            record
+        };
+        inner.persist_machine(&record).await?;
+        Ok(inner.sm_info(&record))
+    }
+
+    /// Replaces the definition: a new revision. Running executions keep theirs.
+    pub async fn update_state_machine(
+        &self,
+        state_machine_arn: &str,
+        definition: String,
+    ) -> Result<StateMachineInfo> {
+        let inner = &self.inner;
+        let name = arn::state_machine_name(state_machine_arn)?;
+        inner.parse(&definition)?;
+        let record = {
+            let mut machines = write(&inner.machines);
+            let record = machines
+                .get_mut(&name)
+                .ok_or_else(|| Error::StateMachineDoesNotExist(state_machine_arn.to_string()))?;
+            if record.definition != definition {
+                record.definition = definition;
+                record.revision_id = inner.config.ids.new_id();
+                record.updated_ms = inner.config.clock.now_ms();
+            }
+            record.clone()
+        };
+        inner.persist_machine(&record).await?;
+        Ok(inner.sm_info(&record))
+    }
+
+    pub async fn describe_state_machine(
+        &self,
+        state_machine_arn: &str,
+    ) -> Result<StateMachineInfo> {
+        let name = arn::state_machine_name(state_machine_arn)?;
+        let machines = read(&self.inner.machines);
+        let record = machines
+            .get(&name)
+            .ok_or_else(|| Error::StateMachineDoesNotExist(state_machine_arn.to_string()))?;
+        Ok(self.inner.sm_info(record))
+    }
+
+    /// State machines by name; `next_token` is the last name of the previous page.
+    pub async fn list_state_machines(&self, page: PageRequest) -> Result<Page<StateMachineInfo>> {
+        let machines = read(&self.inner.machines);
+        let mut names: Vec<&String> = machines.keys().collect();
+        names.sort();
+        let after = page.next_token.clone().unwrap_or_default();
+        let limit = page.limit();
+        let rest: Vec<&String> = names
+            .into_iter()
+            .filter(|n| n.as_str() > after.as_str())
+            .collect();
+        let items: Vec<StateMachineInfo> = rest
+            .iter()
+            .take(limit)
+            .map(|n| self.inner.sm_info(&machines[*n]))
+            .collect();
+        let next_token = (rest.len() > limit)
+            .then(|| items.last().map(|i| i.name.clone()))
+            .flatten();
+        Ok(Page { items, next_token })
+    }
+
+    /// Deletes the state machine. Running executions go on with their revision.
+    pub async fn delete_state_machine(&self, state_machine_arn: &str) -> Result<()> {
+        let name = arn::state_machine_name(state_machine_arn)?;
+        if write(&self.inner.machines).remove(&name).is_none() {
+            return Ok(());
+        }
+        let mut writes = WriteSet::default();
+        writes.delete_state_machine(&name);
+        self.inner.committer.submit(writes).wait().await
+    }
+
+    /// The definition an execution runs (its revision, not necessarily the current one).
+    pub async fn describe_state_machine_for_execution(
+        &self,
+        execution_arn: &str,
+    ) -> Result<StateMachineInfo> {
+        let rec = self.inner.load_record(execution_arn)?;
+        let def = self
+            .inner
+            .store
+            .definition(&rec.sm_name, &rec.revision_id)?
+            .ok_or_else(|| Error::StateMachineDoesNotExist(rec.sm_arn.clone()))?;
+        Ok(StateMachineInfo {
+            arn: rec.sm_arn.clone(),
+            name: rec.sm_name.clone(),
+            definition: def.definition,
+            kind: def.kind,
+            status: StateMachineStatus::Active,
+            role_arn: def.role_arn,
+            creation_date_ms: rec.start_ms,
+            revision_id: rec.revision_id.clone(),
+            update_date_ms: rec.start_ms,
+        })
+    }
+
+    // ---- executions --------------------------------------------------------------------------
+
+    /// Starts an execution; returns once its start (and every state it could run without
+    /// waiting) is durable. A repeat with the same name and input of a RUNNING execution
+    /// returns that execution; otherwise a taken name is [`Error::ExecutionAlreadyExists`].
+    /// On an EXPRESS state machine the execution runs in memory, not durably.
+    pub async fn start_execution(&self, req: StartExecution) -> Result<ExecutionStarted> {
+        let inner = &self.inner;
+        inner.check_running()?;
+        let (record, input_text) = inner.prepare_start(&req)?;
+        if record.kind == StateMachineType::Express {
+            let info = inner
+                .clone()
+                .start_express(record, req.name, input_text, false)
+                .await?;
+            return Ok(ExecutionStarted {
+                execution_arn: info.execution_arn,
+                start_date_ms: info.start_date_ms,
+            });
+        }
+        let name = match &req.name {
+            Some(n) => n.clone(),
+            None => inner.config.ids.new_id(),
+        };
+        let key = exec_key(&record.name, &name);
+        let def = inner.definition(&record.name, &record.revision_id)?;
+        let (pending, effects, version, cell, started) = {
+            let mut shard = lock(&inner.cells[shard_of(&key)]);
+            let existing = match shard.get(&key) {
+                Some(cell) => Some(lock(&cell.state).rec.clone()),
+                None => inner.store.execution(&key)?,
+            };
+            if let Some(rec) = existing {
+                if rec.status == ExecutionStatus::Running
+                    && rec.input == input_text
+                    && rec.sm_name == record.name
+                {
+                    return Ok(ExecutionStarted {
+                        execution_arn: rec.arn,
+                        start_date_ms: rec.start_ms,
+                    });
+                }
+                return Err(Error::ExecutionAlreadyExists(rec.arn));
+            }
+            let now = inner.config.clock.now_ms();
+            let rec = ExecutionRecord {
+                key: key.clone(),
+                arn: inner.scope.execution(&record.name, &name),
+                sm_name: record.name.clone(),
+                sm_arn: inner.scope.state_machine(&record.name),
+                revision_id: record.revision_id.clone(),
+                role_arn: record.role_arn.clone(),
+                name,
+                input: input_text,
+                status: ExecutionStatus::Running,
+                output: None,
+                error: None,
+                cause: None,
+                start_ms: now,
+                stop_ms: None,
+                redrive_count: 0,
+                redrive_ms: None,
+                seq: inner.store.next_seq()?,
+                rt: Runtime::default(),
+            };
+            let started = ExecutionStarted {
+                execution_arn: rec.arn.clone(),
+                start_date_ms: now,
+            };
+            let cell = Arc::new(Cell {
+                state: Mutex::new(CellState {
+                    rec,
+                    def,
+                    version: 0,
+                    evicted: false,
+                    durable: true,
+                }),
+            });
+            shard.insert(key.clone(), cell.clone());
+            let mut state = lock(&cell.state);
+            let (pending, effects) = inner.transition(&mut state, Command::Start, true);
+            (pending, effects, state.version, cell.clone(), started)
+        };
+        pending.wait().await?;
+        inner.after_commit(&key, &cell, version, effects);
+        Ok(started)
+    }
+
+    /// Runs an EXPRESS execution in memory and answers with its end (StartSyncExecution).
+    pub async fn start_sync_execution(&self, req: StartExecution) -> Result<ExecutionInfo> {
+        let inner = &self.inner;
+        inner.check_running()?;
+        let (record, input_text) = inner.prepare_start(&req)?;
+        if record.kind != StateMachineType::Express {
+            return Err(Error::StateMachineTypeNotSupported(
+                "StartSyncExecution is only for EXPRESS state machines".into(),
+            ));
+        }
+        inner
+            .clone()
+            .start_express(record, req.name, input_text, true)
+            .await
+    }
+
+    pub async fn describe_execution(&self, execution_arn: &str) -> Result<ExecutionInfo> {
+        if arn::is_express_execution(execution_arn) {
+            return self.inner.express_info(execution_arn);
+        }
+        let rec = self.inner.load_record(execution_arn)?;
+        Ok(info_of(&rec))
+    }
+
+    /// Executions of a state machine, newest first, optionally by status.
+    pub async fn list_executions(
+        &self,
+        filter: ExecutionFilter,
+        page: PageRequest,
+    ) -> Result<Page<ExecutionInfo>> {
+        let inner = &self.inner;
+        let sm = arn::state_machine_name(&filter.state_machine_arn)?;
+        if !read(&inner.machines).contains_key(&sm) {
+            return Err(Error::StateMachineDoesNotExist(
+                filter.state_machine_arn.clone(),
+            ));
+        }
+        let limit = page.limit();
+        let mut before = match &page.next_token {
+            Some(t) => Some(
+                t.parse::<u64>()
+                    .map_err(|_| Error::InvalidNextToken(t.clone()))?,
+            ),
+            None => None,
+        };
+        let mut items = Vec::new();
+        loop {
+            let keys = inner.store.executions_of(&sm, before, 256)?;
+            if keys.is_empty() {
+                return Ok(Page {
+                    items,
+                    next_token: None,
+                });
+            }
+            for (seq, key) in keys {
+                before = Some(seq);
+                let Some(rec) = inner.store.execution(&key)? else {
+                    continue;
+                };
+                if filter.status.is_none_or(|s| s == rec.status) {
+                    items.push(info_of(&rec));
+                    if items.len() == limit {
+                        let more = !inner.store.executions_of(&sm, Some(seq), 1)?.is_empty();
+                        return Ok(Page {
+                            items,
+                            next_token: more.then(|| seq.to_string()),
+                        });
+                    }
+                }
+            }
+        }
+    }
+
+    /// Stops a RUNNING execution: ABORTED with the given error and cause.
+    pub async fn stop_execution(
+        &self,
+        execution_arn: &str,
+        error: Option<String>,
+        cause: Option<String>,
+    ) -> Result<u64> {
+        let key = self.inner.key_of(execution_arn)?;
+        self.inner
+            .drive(&key, Command::Stop { error, cause })
+            .await?;
+        let rec = self.inner.load_record(execution_arn)?;
+        Ok(rec
+            .stop_ms
+            .unwrap_or_else(|| self.inner.config.clock.now_ms()))
+    }
+
+    /// Restarts a FAILED, TIMED_OUT or ABORTED execution from the state that did not succeed
+    /// (for a failure inside a Parallel or Map, that whole state runs again).
+    pub async fn redrive_execution(&self, execution_arn: &str) -> Result<u64> {
+        let rec = self.inner.load_record(execution_arn)?;
+        match rec.status {
+            ExecutionStatus::Failed | ExecutionStatus::TimedOut | ExecutionStatus::Aborted
+                if rec.rt.redrive_from.is_some() => {}
+            status => {
+                return Err(Error::ExecutionNotRedrivable(format!(
+                    "Execution is {}; only FAILED, TIMED_OUT and ABORTED executions can be redriven",
+                    status.as_str()
+                )));
+            }
+        }
+        self.inner.drive(&rec.key, Command::Redrive).await?;
+        let rec = self.inner.load_record(execution_arn)?;
+        Ok(rec
+            .redrive_ms
+            .unwrap_or_else(|| self.inner.config.clock.now_ms()))
+    }
+
+    /// History events, oldest first (or newest first with `reverse_order`). `next_token` is an
+    /// event id.
+    pub async fn get_execution_history(
+        &self,
+        execution_arn: &str,
+        page: PageRequest,
+        reverse_order: bool,
+    ) -> Result<Page<HistoryEvent>> {
+        let rec = self.inner.load_record(execution_arn)?;
+        let cursor = match &page.next_token {
+            Some(t) => Some(
+                t.parse::<u64>()
+                    .map_err(|_| Error::InvalidNextToken(t.clone()))?,
+            ),
+            None => None,
+        };
+        let limit = page.limit();
+        let mut items = self
+            .inner
+            .store
+            .history(&rec.key, cursor, reverse_order, limit + 1)?;
+        let next_token = if items.len() > limit {
+            items.truncate(limit);
+            items.last().map(|e| e.id.to_string())
+        } else {
+            None
+        };
+        Ok(Page { items, next_token })
+    }
+
+    /// Waits until the execution is no longer RUNNING and describes it.
+    pub async fn await_execution(&self, execution_arn: &str) -> Result<ExecutionInfo> {
+        let key = self.inner.key_of(execution_arn)?;
+        let (tx, rx) = oneshot::channel();
+        lock(&self.inner.waiters)
+            .entry(key.clone())
+            .or_default()
+            .push(tx);
+        let info = self.describe_execution(execution_arn).await?;
+        if info.status.is_closed() {
+            return Ok(info);
+        }
+        let _ = rx.await;
+        self.describe_execution(execution_arn).await
+    }
+
+    /// Waits until the execution's history holds an event of `kind` (the first such event).
+    pub async fn wait_for_history_event(
+        &self,
+        execution_arn: &str,
+        kind: HistoryEventType,
+    ) -> Result<HistoryEvent> {
+        let mut progress = self.inner.progress.subscribe();
+        loop {
+            progress.borrow_and_update();
+            let rec = self.inner.load_record(execution_arn)?;
+            let mut cursor = None;
+            loop {
+                let events = self.inner.store.history(&rec.key, cursor, false, 1000)?;
+                if let Some(e) = events.iter().find(|e| e.kind == kind) {
+                    return Ok(e.clone());
+                }
+                match events.last() {
+                    Some(e) => cursor = Some(e.id),
+                    None => break,
+                }
+            }
+            if progress.changed().await.is_err() {
+                return Err(Error::ShuttingDown);
+            }
+        }
+    }
+
+    // ---- task tokens ---------------------------------------------------------------------------
+
+    pub async fn send_task_success(&self, task_token: &str, output: &str) -> Result<()> {
+        let value: Value =
+            serde_json::from_str(output).map_err(|e| Error::InvalidOutput(e.to_string()))?;
+        if output.len() > self.inner.config.limits.max_payload_bytes {
+            return Err(Error::DataLimitExceeded(format!(
+                "output is {} bytes",
+                output.len()
+            )));
+        }
+        self.inner.answer_token(task_token, Ok(value)).await
+    }
+
+    pub async fn send_task_failure(
+        &self,
+        task_token: &str,
+        error: Option<String>,
+        cause: Option<String>,
+    ) -> Result<()> {
+        let error = TaskError::new(error.unwrap_or_default(), cause.unwrap_or_default());
+        self.inner.answer_token(task_token, Err(error)).await
+    }
+
+    pub async fn send_task_heartbeat(&self, task_token: &str) -> Result<()> {
+        let token = self.inner.token(task_token)?;
+        self.inner
+            .drive(
+                &token.exec_key,
+                Command::Heartbeat {
+                    thread: token.thread,
+                    invocation_id: token.invocation_id,
+                },
+            )
+            .await
+            .map(|_| ())
+    }
+
+    // ---- activities ----------------------------------------------------------------------------
+
+    /// Creates an activity (idempotent for an existing name).
+    pub async fn create_activity(&self, name: &str) -> Result<ActivityInfo> {
+        arn::validate_name(name)?;
+        let record = {
+            let mut activities = lock(&self.inner.activities);
+            if let Some(existing) = activities.get(name) {
+                return Ok(self.inner.activity_info(existing));
+            }
+            let record = ActivityRecord {
+                name: name.to_string(),
+                created_ms: self.inner.config.clock.now_ms(),
+            };
+            activities.insert(name.to_string(), record.clone());
+            record
+        };
+        let mut writes = WriteSet::default();
+        writes.put_activity(&record);
+        self.inner.committer.submit(writes).wait().await?;
+        Ok(self.inner.activity_info(&record))
+    }
+
+    pub async fn describe_activity(&self, activity_arn: &str) -> Result<ActivityInfo> {
+        let name = arn::activity_name(activity_arn)
+            .ok_or_else(|| Error::InvalidArn(activity_arn.to_string()))?;
+        let activities = lock(&self.inner.activities);
+        let record = activities
+            .get(&name)
+            .ok_or_else(|| Error::ActivityDoesNotExist(activity_arn.to_string()))?;
+        Ok(self.inner.activity_info(record))
+    }
+
+    pub async fn list_activities(&self, page: PageRequest) -> Result<Page<ActivityInfo>> {
+        let activities = lock(&self.inner.activities);
+        let mut names: Vec<&String> = activities.keys().collect();
+        names.sort();
+        let after = page.next_token.clone().unwrap_or_default();
+        let limit = page.limit();
+        let rest: Vec<&String> = names
+            .into_iter()
+            .filter(|n| n.as_str() > after.as_str())
+            .collect();
+        let items: Vec<ActivityInfo> = rest
+            .iter()
+            .take(limit)
+            .map(|n| self.inner.activity_info(&activities[*n]))
+            .collect();
+        let next_token = (rest.len() > limit)
+            .then(|| items.last().map(|i| i.name.clone()))
+            .flatten();
+        Ok(Page { items, next_token })
+    }
+
+    pub async fn delete_activity(&self, activity_arn: &str) -> Result<()> {
+        let name = arn::activity_name(activity_arn)
+            .ok_or_else(|| Error::InvalidArn(activity_arn.to_string()))?;
+        if lock(&self.inner.activities).remove(&name).is_none() {
+            return Ok(());
+        }
+        let mut writes = WriteSet::default();
+        writes.delete_activity(&name);
+        self.inner.committer.submit(writes).wait().await
+    }
+
+    /// Long-polls for a task of the activity: `None` when none came within `wait` (capped by
+    /// [`Limits::max_activity_wait`]).
+    pub async fn get_activity_task(
+        &self,
+        activity_arn: &str,
+        worker_name: Option<String>,
+        wait: Duration,
+    ) -> Result<Option<ActivityTask>> {
+        let inner = &self.inner;
+        let name = arn::activity_name(activity_arn)
+            .ok_or_else(|| Error::InvalidArn(activity_arn.to_string()))?;
+        if !lock(&inner.activities).contains_key(&name) {
+            return Err(Error::ActivityDoesNotExist(activity_arn.to_string()));
+        }
+        let wait = wait.min(inner.config.limits.max_activity_wait);
+        let deadline = inner.config.clock.now_ms() + wait.as_millis() as u64;
+        let mut shutdown = inner.shutdown_signal.subscribe();
+        loop {
+            let notified = inner.activity_ready.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let next = lock(&inner.activity_queues)
+                .get_mut(&name)
+                .and_then(|q| q.pop_front());
+            if let Some(entry) = next {
+                let command = Command::ActivityStarted {
+                    thread: entry.thread,
+                    invocation_id: entry.invocation_id.clone(),
+                    worker_name: worker_name.clone().unwrap_or_default(),
+                };
+                match inner.drive(&entry.exec_key, command).await {
+                    Ok(true) => {
+                        return Ok(Some(ActivityTask {
+                            task_token: entry.token,
+                            input: entry.input,
+                        }));
+                    }
+                    Ok(false) | Err(Error::ExecutionDoesNotExist(_)) => continue,
+                    Err(e) => return Err(e),
+                }
+            }
+            if inner.config.clock.now_ms() >= deadline || *shutdown.borrow_and_update() {
+                return Ok(None);
+            }
+            tokio::select! {
+                _ = notified => {}
+                _ = inner.config.clock.sleep_until(deadline) => {}
+                _ = shutdown.changed() => {}
+            }
+        }
+    }
+
+    // ---- introspection ---------------------------------------------------------------------------
+
+    /// Bytes the data folder takes on disk.
+    pub fn size_on_disk(&self) -> u64 {
+        self.inner.store.size_on_disk()
+    }
+
+    /// The region and account ARNs carry.
+    pub fn arn_of_state_machine(&self, name: &str) -> String {
+        self.inner.scope.state_machine(name)
+    }
+
+    /// The ARN of an activity of this engine.
+    pub fn arn_of_activity(&self, name: &str) -> String {
+        self.inner.scope.activity(name)
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+fn read<T>(m: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    m.read().unwrap_or_else(|p| p.into_inner())
+}
+fn write<T>(m: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    m.write().unwrap_or_else(|p| p.into_inner())
+}
+
+async fn open_store_retrying(path: &std::path::Path) -> Result<SledStore> {
+    // A handle of this process that was just shut down may take a moment to release the lock.
+    let mut tries = 0;
+    loop {
+        match SledStore::open(path) {
+            Err(Error::StoreLocked { .. }) if tries < 20 => {
+                tries += 1;
+                tokio::time::sleep(Duration::from_millis(25)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+fn info_of(rec: &ExecutionRecord) -> ExecutionInfo {
+    let redrivable = matches!(
+        rec.status,
+        ExecutionStatus::Failed | ExecutionStatus::TimedOut | ExecutionStatus::Aborted
+    ) && rec.rt.redrive_from.is_some();
+    ExecutionInfo {
+        execution_arn: rec.arn.clone(),
+        state_machine_arn: rec.sm_arn.clone(),
+        name: rec.name.clone(),
+        status: rec.status,
+        input: rec.input.clone(),
+        output: rec.output.clone(),
+        error: rec.error.clone(),
+        cause: rec.cause.clone(),
+        start_date_ms: rec.start_ms,
+        stop_date_ms: rec.stop_ms,
+        redrive_count: rec.redrive_count,
+        redrive_date_ms: rec.redrive_ms,
+        redrive_status: if redrivable {
+            "REDRIVABLE"
+        } else {
+            "NOT_REDRIVABLE"
+        },
+        redrive_status_reason: (!redrivable).then(|| match rec.status {
+            ExecutionStatus::Running => "Execution is RUNNING and cannot be redriven".to_string(),
+            ExecutionStatus::Succeeded => {
+                "Execution is SUCCEEDED and cannot be redriven".to_string()
+            }
+            _ => "Execution cannot be redriven".to_string(),
+        }),
+        revision_id: rec.revision_id.clone(),
+    }
+}
+
+impl Inner {
+    fn check_running(&self) -> Result<()> {
+        if self.shutting_down.load(Ordering::SeqCst) {
+            return Err(Error::ShuttingDown);
+        }
+        Ok(())
+    }
+
+    fn parse(&self, definition: &str) -> Result<StateMachine> {
+        if definition.len() > self.config.limits.max_definition_bytes {
+            return Err(Error::DataLimitExceeded(format!(
+                "the definition is {} bytes; the limit is {}",
+                definition.len(),
+                self.config.limits.max_definition_bytes
+            )));
+        }
+        stepyard_statelang::parse(definition).map_err(Error::InvalidDefinition)
+    }
+
+    fn sm_info(&self, r: &StateMachineRecord) -> StateMachineInfo {
+        StateMachineInfo {
+            arn: self.scope.state_machine(&r.name),
+            name: r.name.clone(),
+            definition: r.definition.clone(),
+            kind: r.kind,
+            status: r.status,
+            role_arn: r.role_arn.clone(),
+            creation_date_ms: r.created_ms,
+            revision_id: r.revision_id.clone(),
+            update_date_ms: r.updated_ms,
+        }
+    }
+
+    fn activity_info(&self, r: &ActivityRecord) -> ActivityInfo {
+        ActivityInfo {
+            arn: self.scope.activity(&r.name),
+            name: r.name.clone(),
+            creation_date_ms: r.created_ms,
+        }
+    }
+
+    async fn persist_machine(&self, record: &StateMachineRecord) -> Result<()> {
+        let mut writes = WriteSet::default();
+        writes.put_state_machine(record);
+        writes.put_definition(
+            &record.name,
+            &record.revision_id,
+            &DefinitionRecord {
+                definition: record.definition.clone(),
+                kind: record.kind,
+                role_arn: record.role_arn.clone(),
+            },
+        );
+        self.committer.submit(writes).wait().await
+    }
+
+    /// The parsed definition of a revision (cached).
+    fn definition(&self, sm: &str, revision: &str) -> Result<Arc<Definition>> {
+        let cache_key = (sm.to_string(), revision.to_string());
+        if let Some(def) = read(&self.definitions).get(&cache_key) {
+            return Ok(def.clone());
+        }
+        let text = match read(&self.machines).get(sm) {
+            Some(r) if r.revision_id == revision => Some(r.definition.clone()),
+            _ => None,
+        };
+        let text = match text {
+            Some(t) => t,
+            None => {
+                self.store
+                    .definition(sm, revision)?
+                    .ok_or_else(|| {
+                        Error::Corrupt(format!("definition {sm}/{revision} is missing"))
+                    })?
+                    .definition
+            }
+        };
+        let machine = stepyard_statelang::parse(&text).map_err(Error::InvalidDefinition)?;
+        let def = Arc::new(Definition {
+            uses_context: text.contains("$$"),
+            machine,
+        });
+        write(&self.definitions).insert(cache_key, def.clone());
+        Ok(def)
+    }
+
+    fn prepare_start(&self, req: &StartExecution) -> Result<(StateMachineRecord, String)> {
+        let sm = arn::state_machine_name(&req.state_machine_arn)?;
+        if let Some(name) = &req.name {
+            arn::validate_name(name)?;
+        }
+        let input = req.input.clone().unwrap_or_else(|| "{}".to_string());
+        if input.len() > self.config.limits.max_payload_bytes {
+            return Err(Error::DataLimitExceeded(format!(
+                "the execution input is {} bytes; the limit is {}",
+                input.len(),
+                self.config.limits.max_payload_bytes
+            )));
+        }
+        if let Err(e) = serde_json::from_str::<Value>(&input) {
+            return Err(Error::InvalidExecutionInput(e.to_string()));
+        }
+        let record = read(&self.machines)
+            .get(&sm)
+            .cloned()
+            .ok_or_else(|| Error::StateMachineDoesNotExist(req.state_machine_arn.clone()))?;
+        Ok((record, input))
+    }
+
+    fn key_of(&self, execution_arn: &str) -> Result<String> {
+        let (sm, name) = arn::execution_names(execution_arn)?;
+        if arn::is_express_execution(execution_arn) {
+            return Ok(express_key(execution_arn));
+        }
+        Ok(exec_key(&sm, &name))
+    }
+
+    /// The latest durable record of an execution.
+    fn load_record(&self, execution_arn: &str) -> Result<ExecutionRecord> {
+        let key = self.key_of(execution_arn)?;
+        self.store
+            .execution(&key)?
+            .ok_or_else(|| Error::ExecutionDoesNotExist(execution_arn.to_string()))
+    }
+
+    fn express_info(&self, execution_arn: &str) -> Result<ExecutionInfo> {
+        let key = express_key(execution_arn);
+        let shard = lock(&self.cells[shard_of(&key)]);
+        match shard.get(&key) {
+            Some(cell) => Ok(info_of(&lock(&cell.state).rec)),
+            None => Err(Error::ExecutionDoesNotExist(execution_arn.to_string())),
+        }
+    }
+
+    fn token(&self, task_token: &str) -> Result<TokenRecord> {
+        if task_token.is_empty() || task_token.len() > 1024 {
+            return Err(Error::InvalidToken(
+                "the task token is empty or too long".into(),
+            ));
+        }
+        self.store.token(task_token)?.ok_or(Error::TaskDoesNotExist)
+    }
+
+    async fn answer_token(
+        self: &Arc<Self>,
+        task_token: &str,
+        result: std::result::Result<Value, TaskError>,
+    ) -> Result<()> {
+        let token = self.token(task_token)?;
+        let applied = self
+            .drive(
+                &token.exec_key,
+                Command::TokenAnswered {
+                    thread: token.thread,
+                    invocation_id: token.invocation_id,
+                    result,
+                },
+            )
+            .await?;
+        if applied {
+            Ok(())
+        } else {
+            Err(Error::TaskTimedOut)
+        }
+    }
+
+    /// Gets the execution's cell, loading its record from the store.
+    fn cell(&self, key: &str) -> Result<Arc<Cell>> {
+        let mut shard = lock(&self.cells[shard_of(key)]);
+        if let Some(cell) = shard.get(key) {
+            return Ok(cell.clone());
+        }
+        let rec = self
+            .store
+            .execution(key)?
+            .ok_or_else(|| Error::ExecutionDoesNotExist(key.to_string()))?;
+        let def = self.definition(&rec.sm_name, &rec.revision_id)?;
+        let cell = Arc::new(Cell {
+            state: Mutex::new(CellState {
+                rec,
+                def,
+                version: 0,
+                evicted: false,
+                durable: true,
+            }),
+        });
+        shard.insert(key.to_string(), cell.clone());
+        Ok(cell)
+    }
+
+    /// Applies a command under the cell lock and queues its writes. Returns the pending commit
+    /// and the effects to run once it is durable.
+    fn transition(
+        &self,
+        state: &mut CellState,
+        command: Command,
+        new_execution: bool,
+    ) -> (PendingCommit, Vec<Effect>) {
+        let next_seq = || self.store.next_seq().unwrap_or(0);
+        let ctx = Ctx {
+            now_ms: self.config.clock.now_ms(),
+            ids: self.config.ids.as_ref(),
+            scope: &self.scope,
+            history: state.durable,
+            uses_context: state.def.uses_context,
+            max_payload_bytes: self.config.limits.max_payload_bytes,
+            next_seq: &next_seq,
+        };
+        let def = state.def.clone();
+        let transition = interp::apply(&mut state.rec, &def.machine, command, &ctx);
+        state.version += 1;
+        if !state.durable {
+            return (PendingCommit::done(), transition.effects);
+        }
+        let mut writes = transition.writes;
+        if !transition.unchanged {
+            writes.put_execution(&state.rec);
+            writes.append_history(&state.rec.key, &transition.events);
+            if new_execution {
+                writes.put_execution_index(&state.rec.sm_name, state.rec.seq, &state.rec.key);
+            }
+        }
+        (self.committer.submit(writes), transition.effects)
+    }
+
+    /// Runs a command against an execution. `Ok(false)` when it changed nothing (a late answer).
+    async fn drive(self: &Arc<Self>, key: &str, command: Command) -> Result<bool> {
+        let (cell, pending, effects, version, changed) = loop {
+            let cell = self.cell(key)?;
+            let mut state = lock(&cell.state);
+            if state.evicted {
+                continue;
+            }
+            let before = state.rec.rt.last_event;
+            let status = state.rec.status;
+            let (pending, effects) = self.transition(&mut state, command, false);
+            let changed = state.rec.rt.last_event != before || state.rec.status != status;
+            let version = state.version;
+            drop(state);
+            break (cell, pending, effects, version, changed);
+        };
+        pending.wait().await?;
+        self.after_commit(key, &cell, version, effects);
+        Ok(changed)
+    }
+
+    fn after_commit(
+        self: &Arc<Self>,
+        key: &str,
+        cell: &Arc<Cell>,
+        version: u64,
+        effects: Vec<Effect>,
+    ) {
+        let durable = lock(&cell.state).durable;
+        for effect in effects {
+            match effect {
+                Effect::Dispatch(d) => self.dispatch(d, durable),
+                Effect::EnqueueActivity(entry) => {
+                    lock(&self.activity_queues)
+                        .entry(entry.activity.clone())
+                        .or_default()
+                        .push_back(entry);
+                    self.activity_ready.notify_waiters();
+                }
+                Effect::TimerArmed { timer, due_ms } => {
+                    if !durable {
+                        lock(&self.mem_timers).insert((due_ms, key.to_string(), timer));
+                    }
+                    let next = self.timer_next.load(Ordering::SeqCst);
+                    if next == 0 || due_ms < next {
+                        self.timer_wake.notify_one();
+                    }
+                }
+                Effect::TimerCancelled { timer } => {
+                    if !durable {
+                        lock(&self.mem_timers).retain(|(_, k, t)| !(k == key && *t == timer));
+                    }
+                }
+                Effect::Finished => {
+                    if let Some(waiters) = lock(&self.waiters).remove(key) {
+                        for w in waiters {
+                            let _ = w.send(());
+                        }
+                    }
+                }
+            }
+        }
+        if self.progress.receiver_count() > 0 {
+            self.progress.send_modify(|n| *n += 1);
+        }
+        // Executions parked on a timer, a callback or an activity leave memory: a million
+        // waiting executions cost disk, not memory.
+        let mut shard = lock(&self.cells[shard_of(key)]);
+        let mut state = lock(&cell.state);
+        let parked = state.rec.status != ExecutionStatus::Running
+            || !state
+                .rec
+                .rt
+                .threads
+                .values()
+                .any(|t| matches!(&t.phase, Phase::Task(tp) if tp.kind == TaskKind::Call));
+        let remove = if state.durable {
+            state.version == version && parked
+        } else {
+            state.rec.status != ExecutionStatus::Running && state.version == version
+        };
+        if remove && shard.get(key).is_some_and(|c| Arc::ptr_eq(c, cell)) {
+            state.evicted = true;
+            shard.remove(key);
+        }
+    }
+
+    /// Calls the worker for a scheduled task and feeds its answer back. At-least-once.
+    fn dispatch(self: &Arc<Self>, d: DispatchRecord, _durable: bool) {
+        let worker = self.find_worker(&d);
+        let weak: Weak<Inner> = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let request = TaskRequest {
+                resource: d.resource.clone(),
+                function_name: d.function_name.clone(),
+                input: d.input.clone(),
+                invocation_id: d.invocation_id.clone(),
+                task_token: d.token.clone(),
+                timeout: d.timeout_seconds.map(Duration::from_secs),
+                heartbeat: d.heartbeat_seconds.map(Duration::from_secs),
+                execution_arn: d.exec_arn.clone(),
+                state_name: d.state_name.clone(),
+                attempt: d.attempt,
+            };
+            let result = match worker {
+                Ok(worker) => {
+                    // A panicking worker fails the task instead of leaving it hanging.
+                    match tokio::spawn(async move { worker.invoke(request).await }).await {
+                        Ok(r) => r,
+                        Err(e) => Err(TaskError::new(
+                            "States.TaskFailed",
+                            format!("the worker panicked: {e}"),
+                        )),
+                    }
+                }
+                Err(e) => Err(e),
+            };
+            let Some(inner) = weak.upgrade() else { return };
+            if inner.shutting_down.load(Ordering::SeqCst) {
+                return;
+            }
+            let command = Command::WorkerAnswered {
+                thread: d.thread,
+                invocation_id: d.invocation_id.clone(),
+                result,
+            };
+            if let Err(e) = inner.drive(&d.exec_key, command).await {
+                tracing::warn!(execution = %d.exec_arn, error = %e, "could not record a task's answer");
+            }
+        });
+    }
+
+    fn find_worker(
+        &self,
+        d: &DispatchRecord,
+    ) -> std::result::Result<Arc<dyn TaskWorker>, TaskError> {
+        if let Some(name) = &d.function_name
+            && let Some(w) = read(&self.functions).get(name)
+        {
+            return Ok(w.clone());
+        }
+        if let Some((_, w)) = read(&self.workers)
+            .iter()
+            .find(|(m, _)| m.matches(&d.resource))
+        {
+            return Ok(w.clone());
+        }
+        Err(match &d.function_name {
+            Some(name) => TaskError::new(
+                "Lambda.ResourceNotFoundException",
+                format!(
+                    "Function not found: {} (no function named '{name}' is registered)",
+                    d.resource
+                ),
+            ),
+            None => TaskError::new(
+                "States.TaskFailed",
+                format!("no worker serves the resource '{}'", d.resource),
+            ),
+        })
+    }
+
+    // ---- express ---------------------------------------------------------------------------------
+
+    async fn start_express(
+        self: Arc<Self>,
+        record: StateMachineRecord,
+        name: Option<String>,
+        input: String,
+        wait: bool,
+    ) -> Result<ExecutionInfo> {
+        let id = self.config.ids.new_id();
+        let name = name.unwrap_or_else(|| id.clone());
+        let arn = self.scope.express_execution(&record.name, &name, &id);
+        let key = express_key(&arn);
+        let def = self.definition(&record.name, &record.revision_id)?;
+        let now = self.config.clock.now_ms();
+        let rec = ExecutionRecord {
+            key: key.clone(),
+            arn,
+            sm_name: record.name.clone(),
+            sm_arn: self.scope.state_machine(&record.name),
+            revision_id: record.revision_id.clone(),
+            role_arn: record.role_arn.clone(),
+            name,
+            input,
+            status: ExecutionStatus::Running,
+            output: None,
+            error: None,
+            cause: None,
+            start_ms: now,
+            stop_ms: None,
+            redrive_count: 0,
+            redrive_ms: None,
+            seq: 0,
+            rt: Runtime::default(),
+        };
+        let mut state = CellState {
+            rec,
+            def,
+            version: 0,
+            evicted: false,
+            durable: false,
+        };
+        let (_, effects) = self.transition(&mut state, Command::Start, true);
+        if state.rec.status != ExecutionStatus::Running {
+            return Ok(info_of(&state.rec));
+        }
+        let info = info_of(&state.rec);
+        let version = state.version;
+        let cell = Arc::new(Cell {
+            state: Mutex::new(state),
+        });
+        let rx = wait.then(|| {
+            let (tx, rx) = oneshot::channel();
+            lock(&self.waiters).entry(key.clone()).or_default().push(tx);
+            rx
+        });
+        lock(&self.cells[shard_of(&key)]).insert(key.clone(), cell.clone());
+        self.after_commit(&key, &cell, version, effects);
+        let Some(rx) = rx else { return Ok(info) };
+        let _ = rx.await;
+        let info = info_of(&lock(&cell.state).rec);
+        Ok(info)
+    }
+}
+
+fn express_key(arn: &str) -> String {
+    format!("~{arn}")
+}
+
+/// Fires due timers: durable ones scanned from the store's time-ordered index, EXPRESS ones
+/// from memory. Sleeps on the injected clock until the next one is due or a new one is armed.
+async fn timer_loop(weak: Weak<Inner>) {
+    loop {
+        let Some(inner) = weak.upgrade() else { return };
+        if inner.shutting_down.load(Ordering::SeqCst) {
+            return;
+        }
+        inner.timer_next.store(0, Ordering::SeqCst);
+        let now = inner.config.clock.now_ms();
+        let due = match inner.store.due_timers(now, 4096) {
+            Ok(due) => due,
+            Err(e) => {
+                tracing::error!(error = %e, "timer scan failed");
+                Vec::new()
+            }
+        };
+        let mem_due: Vec<(u64, String, u64)> = {
+            let mut timers = lock(&inner.mem_timers);
+            let mut out = Vec::new();
+            while let Some(first) = timers.first() {
+                if first.0 > now {
+                    break;
+                }
+                out.extend(timers.pop_first());
+            }
+            out
+        };
+        if !due.is_empty() || !mem_due.is_empty() {
+            let fires = due
+                .into_iter()
+                .map(|t| (t.exec_key, t.timer, t.due_ms))
+                .chain(
+                    mem_due
+                        .into_iter()
+                        .map(|(due, key, timer)| (key, timer, due)),
+                )
+                .map(|(key, timer, due_ms)| {
+                    let inner = inner.clone();
+                    async move {
+                        match inner
+                            .drive(&key, Command::TimerFired { timer, due_ms })
+                            .await
+                        {
+                            Ok(_) | Err(Error::ExecutionDoesNotExist(_)) => {}
+                            Err(e) => {
+                                tracing::warn!(execution = %key, error = %e, "timer could not fire")
+                            }
+                        }
+                    }
+                });
+            futures::future::join_all(fires).await;
+            continue;
+        }
+        let next_durable = inner
+            .store
+            .next_due_after(now)
+            .ok()
+            .flatten()
+            .unwrap_or(u64::MAX);
+        let next_mem = lock(&inner.mem_timers)
+            .first()
+            .map(|t| t.0)
+            .unwrap_or(u64::MAX);
+        let next = next_durable.min(next_mem).max(1);
+        let _ = inner
+            .timer_next
+            .compare_exchange(0, next, Ordering::SeqCst, Ordering::SeqCst);
+        let sleep = inner.config.clock.sleep_until(next);
+        let mut shutdown = inner.shutdown_signal.subscribe();
+        let wake_notify = inner.timer_wake.clone();
+        drop(inner);
+        let wake = wake_notify.notified();
+        tokio::select! {
+            _ = sleep => {}
+            _ = wake => {}
+            _ = shutdown.changed() => {}
+        }
+    }
+}

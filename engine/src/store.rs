@@ -1,0 +1,525 @@
+//! The store: narrow traits over one sled tree, and the group committer that makes writes durable.
+//!
+//! # Key layout (format 1)
+//!
+//! Everything lives in one sled tree, `stepyard`, so that one transition (execution record,
+//! history chunk, timers, tokens, dispatches) is one atomic `apply_batch`. Each key starts with a
+//! table tag byte; a tag is never reused for another meaning.
+//!
+//! | tag | key | value |
+//! |---|---|---|
+//! | `V` | `V format` | `[1]`: the layout version |
+//! | `M` | `M name` | [`StateMachineRecord`] |
+//! | `D` | `D name 0x00 revision` | [`DefinitionRecord`]: every revision an execution may still run |
+//! | `E` | `E sm:exec` | [`ExecutionRecord`] (summary plus the interpreter's runtime) |
+//! | `I` | `I sm 0x00 seq(u64 BE)` | `sm:exec`: executions of a state machine in start order |
+//! | `H` | `H sm:exec 0x00 first_id(u64 BE)` | a chunk: the `Vec<HistoryEvent>` one commit appended |
+//! | `T` | `T due_ms(u64 BE) sm:exec 0x00 timer(u64 BE)` | [`TimerRecord`]: time-ordered timers |
+//! | `K` | `K token` | [`TokenRecord`]: task tokens of open callback and activity tasks |
+//! | `P` | `P sm:exec 0x00 invocation` | [`DispatchRecord`]: worker calls to (re)make on open |
+//! | `A` | `A name` | [`ActivityRecord`] |
+//! | `Q` | `Q activity 0x00 seq(u64 BE)` | [`ActivityQueueRecord`]: activity tasks not yet handed out |
+//!
+//! Names never contain `:` or bytes below 0x20, so `sm:exec` and the 0x00 separator are unambiguous.
+//!
+//! # Record format
+//!
+//! Every value is one format byte (`1`) followed by the record as JSON. A reader meeting another
+//! format byte fails with [`Error::Corrupt`] instead of guessing.
+
+use std::path::Path;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::error::{Error, Result};
+use crate::history::HistoryEvent;
+use crate::records::*;
+
+const FORMAT: u8 = 1;
+
+pub(crate) fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    let mut out = Vec::with_capacity(256);
+    out.push(FORMAT);
+    // Serializing our own records into a Vec cannot fail: no maps with non-string keys.
+    serde_json::to_writer(&mut out, value).expect("records serialize");
+    out
+}
+
+pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
+    match bytes.split_first() {
+        Some((&FORMAT, rest)) => {
+            serde_json::from_slice(rest).map_err(|e| Error::Corrupt(e.to_string()))
+        }
+        Some((v, _)) => Err(Error::Corrupt(format!("unknown record format {v}"))),
+        None => Err(Error::Corrupt("empty record".into())),
+    }
+}
+
+mod keys {
+    pub fn sm(name: &str) -> Vec<u8> {
+        cat(b'M', &[name.as_bytes()])
+    }
+    pub fn definition(name: &str, revision: &str) -> Vec<u8> {
+        cat(b'D', &[name.as_bytes(), &[0], revision.as_bytes()])
+    }
+    pub fn execution(exec_key: &str) -> Vec<u8> {
+        cat(b'E', &[exec_key.as_bytes()])
+    }
+    pub fn exec_index(sm: &str, seq: u64) -> Vec<u8> {
+        cat(b'I', &[sm.as_bytes(), &[0], &seq.to_be_bytes()])
+    }
+    pub fn exec_index_prefix(sm: &str) -> Vec<u8> {
+        cat(b'I', &[sm.as_bytes(), &[0]])
+    }
+    pub fn history(exec_key: &str, first_id: u64) -> Vec<u8> {
+        cat(b'H', &[exec_key.as_bytes(), &[0], &first_id.to_be_bytes()])
+    }
+    pub fn history_prefix(exec_key: &str) -> Vec<u8> {
+        cat(b'H', &[exec_key.as_bytes(), &[0]])
+    }
+    pub fn timer(due_ms: u64, exec_key: &str, timer: u64) -> Vec<u8> {
+        cat(
+            b'T',
+            &[
+                &due_ms.to_be_bytes(),
+                exec_key.as_bytes(),
+                &[0],
+                &timer.to_be_bytes(),
+            ],
+        )
+    }
+    pub fn timer_upto(due_ms: u64) -> Vec<u8> {
+        cat(b'T', &[&due_ms.to_be_bytes()])
+    }
+    pub fn token(token: &str) -> Vec<u8> {
+        cat(b'K', &[token.as_bytes()])
+    }
+    pub fn dispatch(exec_key: &str, invocation: &str) -> Vec<u8> {
+        cat(b'P', &[exec_key.as_bytes(), &[0], invocation.as_bytes()])
+    }
+    pub fn activity(name: &str) -> Vec<u8> {
+        cat(b'A', &[name.as_bytes()])
+    }
+    pub fn activity_queue(name: &str, seq: u64) -> Vec<u8> {
+        cat(b'Q', &[name.as_bytes(), &[0], &seq.to_be_bytes()])
+    }
+    pub fn format() -> Vec<u8> {
+        b"Vformat".to_vec()
+    }
+    fn cat(tag: u8, parts: &[&[u8]]) -> Vec<u8> {
+        let len = 1 + parts.iter().map(|p| p.len()).sum::<usize>();
+        let mut out = Vec::with_capacity(len);
+        out.push(tag);
+        for part in parts {
+            out.extend_from_slice(part);
+        }
+        out
+    }
+}
+
+/// The sled database and its one tree. Cheap to clone.
+#[derive(Clone)]
+pub(crate) struct SledStore {
+    db: sled::Db,
+    tree: sled::Tree,
+}
+
+impl SledStore {
+    pub fn open(path: &Path) -> Result<Self> {
+        let db = sled::Config::new()
+            .path(path)
+            .open()
+            .map_err(|err| match err {
+                sled::Error::Io(io)
+                    if io.kind() == std::io::ErrorKind::WouldBlock
+                        || io.to_string().contains("lock") =>
+                {
+                    Error::StoreLocked {
+                        path: path.to_path_buf(),
+                    }
+                }
+                other => Error::from(other),
+            })?;
+        let tree = db.open_tree("stepyard")?;
+        match tree.get(keys::format())? {
+            None => {
+                tree.insert(keys::format(), vec![FORMAT])?;
+            }
+            Some(v) if v.as_ref() == [FORMAT] => {}
+            Some(v) => {
+                return Err(Error::Corrupt(format!(
+                    "data folder has key layout {:?}; this build reads layout {FORMAT}",
+                    v.as_ref()
+                )));
+            }
+        }
+        Ok(SledStore { db, tree })
+    }
+
+    /// A number never handed out before in this data folder (monotonic).
+    pub fn next_seq(&self) -> Result<u64> {
+        Ok(self.db.generate_id()?)
+    }
+
+    pub async fn flush(&self) -> Result<()> {
+        self.db.flush_async().await?;
+        Ok(())
+    }
+
+    fn get<T: DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>> {
+        match self.tree.get(key)? {
+            Some(bytes) => Ok(Some(decode(&bytes)?)),
+            None => Ok(None),
+        }
+    }
+
+    fn scan<T: DeserializeOwned>(&self, prefix: &[u8]) -> Result<Vec<T>> {
+        self.tree
+            .scan_prefix(prefix)
+            .map(|kv| decode(&kv?.1))
+            .collect()
+    }
+
+    /// Bytes on disk.
+    pub fn size_on_disk(&self) -> u64 {
+        self.db.size_on_disk().unwrap_or(0)
+    }
+}
+
+/// State machines and their revisions.
+pub(crate) trait StateMachineStore {
+    fn state_machines(&self) -> Result<Vec<StateMachineRecord>>;
+    fn definition(&self, name: &str, revision: &str) -> Result<Option<DefinitionRecord>>;
+}
+
+/// Execution records and the per-state-machine index.
+pub(crate) trait ExecutionStore {
+    fn execution(&self, exec_key: &str) -> Result<Option<ExecutionRecord>>;
+    /// Execution keys of a state machine, newest first, with seq below `before`.
+    fn executions_of(
+        &self,
+        sm: &str,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<(u64, String)>>;
+}
+
+/// History chunks.
+pub(crate) trait HistoryStore {
+    /// Events with id > `after` (ascending), or with id < `before` (descending when `reverse`).
+    fn history(
+        &self,
+        exec_key: &str,
+        cursor: Option<u64>,
+        reverse: bool,
+        limit: usize,
+    ) -> Result<Vec<HistoryEvent>>;
+}
+
+/// The time-ordered timer index.
+pub(crate) trait TimerStore {
+    /// Timers due at or before `now_ms`, oldest first.
+    fn due_timers(&self, now_ms: u64, limit: usize) -> Result<Vec<TimerRecord>>;
+    /// When the earliest timer after `now_ms` is due.
+    fn next_due_after(&self, now_ms: u64) -> Result<Option<u64>>;
+}
+
+/// Task tokens, dispatches to remake, activities and their queues.
+pub(crate) trait TaskStore {
+    fn token(&self, token: &str) -> Result<Option<TokenRecord>>;
+    fn dispatches(&self) -> Result<Vec<DispatchRecord>>;
+    fn activities(&self) -> Result<Vec<ActivityRecord>>;
+    fn activity_queue(&self) -> Result<Vec<ActivityQueueRecord>>;
+}
+
+impl StateMachineStore for SledStore {
+    fn state_machines(&self) -> Result<Vec<StateMachineRecord>> {
+        self.scan(b"M")
+    }
+    fn definition(&self, name: &str, revision: &str) -> Result<Option<DefinitionRecord>> {
+        self.get(&keys::definition(name, revision))
+    }
+}
+
+impl ExecutionStore for SledStore {
+    fn execution(&self, exec_key: &str) -> Result<Option<ExecutionRecord>> {
+        self.get(&keys::execution(exec_key))
+    }
+    fn executions_of(
+        &self,
+        sm: &str,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<(u64, String)>> {
+        let prefix = keys::exec_index_prefix(sm);
+        let end = keys::exec_index(sm, before.unwrap_or(u64::MAX));
+        let mut out = Vec::new();
+        for kv in self.tree.range(prefix..end).rev() {
+            let (k, v) = kv?;
+            let seq = u64::from_be_bytes(
+                k[k.len() - 8..]
+                    .try_into()
+                    .map_err(|_| Error::Corrupt("index key".into()))?,
+            );
+            out.push((seq, decode::<String>(&v)?));
+            if out.len() >= limit {
+                break;
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl HistoryStore for SledStore {
+    fn history(
+        &self,
+        exec_key: &str,
+        cursor: Option<u64>,
+        reverse: bool,
+        limit: usize,
+    ) -> Result<Vec<HistoryEvent>> {
+        let prefix = keys::history_prefix(exec_key);
+        let mut out = Vec::new();
+        if !reverse {
+            let after = cursor.unwrap_or(0);
+            // Start at the chunk holding event `after + 1`.
+            let start = match self
+                .tree
+                .range(prefix.clone()..=keys::history(exec_key, after + 1))
+                .next_back()
+            {
+                Some(kv) => kv?.0.to_vec(),
+                None => prefix.clone(),
+            };
+            for kv in self.tree.range(start..) {
+                let (k, v) = kv?;
+                if !k.starts_with(&prefix) {
+                    break;
+                }
+                for event in decode::<Vec<HistoryEvent>>(&v)? {
+                    if event.id > after {
+                        out.push(event);
+                        if out.len() >= limit {
+                            return Ok(out);
+                        }
+                    }
+                }
+            }
+        } else {
+            let before = cursor.unwrap_or(u64::MAX);
+            let end = keys::history(exec_key, before);
+            for kv in self.tree.range(prefix..end).rev() {
+                let (_, v) = kv?;
+                for event in decode::<Vec<HistoryEvent>>(&v)?.into_iter().rev() {
+                    if event.id < before {
+                        out.push(event);
+                        if out.len() >= limit {
+                            return Ok(out);
+                        }
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl TimerStore for SledStore {
+    fn due_timers(&self, now_ms: u64, limit: usize) -> Result<Vec<TimerRecord>> {
+        let mut out = Vec::new();
+        for kv in self
+            .tree
+            .range(keys::timer_upto(0)..keys::timer_upto(now_ms.saturating_add(1)))
+            .take(limit)
+        {
+            out.push(decode(&kv?.1)?);
+        }
+        Ok(out)
+    }
+    fn next_due_after(&self, now_ms: u64) -> Result<Option<u64>> {
+        match self
+            .tree
+            .range(keys::timer_upto(now_ms.saturating_add(1))..b"U".to_vec())
+            .next()
+        {
+            Some(kv) => Ok(Some(decode::<TimerRecord>(&kv?.1)?.due_ms)),
+            None => Ok(None),
+        }
+    }
+}
+
+impl TaskStore for SledStore {
+    fn token(&self, token: &str) -> Result<Option<TokenRecord>> {
+        self.get(&keys::token(token))
+    }
+    fn dispatches(&self) -> Result<Vec<DispatchRecord>> {
+        self.scan(b"P")
+    }
+    fn activities(&self) -> Result<Vec<ActivityRecord>> {
+        self.scan(b"A")
+    }
+    fn activity_queue(&self) -> Result<Vec<ActivityQueueRecord>> {
+        self.scan(b"Q")
+    }
+}
+
+/// The writes of one transition, applied atomically. Built with typed methods only, so every key
+/// follows the layout above.
+#[derive(Default)]
+pub(crate) struct WriteSet {
+    ops: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+}
+
+impl WriteSet {
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty()
+    }
+    fn put<T: Serialize>(&mut self, key: Vec<u8>, value: &T) {
+        self.ops.push((key, Some(encode(value))));
+    }
+    fn del(&mut self, key: Vec<u8>) {
+        self.ops.push((key, None));
+    }
+    pub fn put_state_machine(&mut self, r: &StateMachineRecord) {
+        self.put(keys::sm(&r.name), r);
+    }
+    pub fn delete_state_machine(&mut self, name: &str) {
+        self.del(keys::sm(name));
+    }
+    pub fn put_definition(&mut self, name: &str, revision: &str, r: &DefinitionRecord) {
+        self.put(keys::definition(name, revision), r);
+    }
+    pub fn put_execution(&mut self, r: &ExecutionRecord) {
+        self.put(keys::execution(&r.key), r);
+    }
+    pub fn put_execution_index(&mut self, sm: &str, seq: u64, exec_key: &str) {
+        self.put(keys::exec_index(sm, seq), &exec_key);
+    }
+    pub fn append_history(&mut self, exec_key: &str, events: &[HistoryEvent]) {
+        if let Some(first) = events.first() {
+            self.put(keys::history(exec_key, first.id), &events);
+        }
+    }
+    pub fn put_timer(&mut self, r: &TimerRecord) {
+        self.put(keys::timer(r.due_ms, &r.exec_key, r.timer), r);
+    }
+    pub fn delete_timer(&mut self, due_ms: u64, exec_key: &str, timer: u64) {
+        self.del(keys::timer(due_ms, exec_key, timer));
+    }
+    pub fn put_token(&mut self, token: &str, r: &TokenRecord) {
+        self.put(keys::token(token), r);
+    }
+    pub fn delete_token(&mut self, token: &str) {
+        self.del(keys::token(token));
+    }
+    pub fn put_dispatch(&mut self, r: &DispatchRecord) {
+        self.put(keys::dispatch(&r.exec_key, &r.invocation_id), r);
+    }
+    pub fn delete_dispatch(&mut self, exec_key: &str, invocation: &str) {
+        self.del(keys::dispatch(exec_key, invocation));
+    }
+    pub fn put_activity(&mut self, r: &ActivityRecord) {
+        self.put(keys::activity(&r.name), r);
+    }
+    pub fn delete_activity(&mut self, name: &str) {
+        self.del(keys::activity(name));
+    }
+    pub fn put_activity_queue(&mut self, r: &ActivityQueueRecord) {
+        self.put(keys::activity_queue(&r.activity, r.seq), r);
+    }
+    pub fn delete_activity_queue(&mut self, activity: &str, seq: u64) {
+        self.del(keys::activity_queue(activity, seq));
+    }
+}
+
+struct CommitRequest {
+    writes: WriteSet,
+    done: oneshot::Sender<Result<(), String>>,
+}
+
+/// Hands write sets to the committer task. Cheap to clone.
+#[derive(Clone)]
+pub(crate) struct Committer {
+    tx: mpsc::UnboundedSender<CommitRequest>,
+}
+
+/// A write set on its way to disk: await it to know it is durable.
+pub(crate) struct PendingCommit(Option<oneshot::Receiver<Result<(), String>>>);
+
+impl PendingCommit {
+    pub fn done() -> Self {
+        PendingCommit(None)
+    }
+    pub async fn wait(self) -> Result<()> {
+        match self.0 {
+            None => Ok(()),
+            Some(rx) => match rx.await {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(e)) => Err(Error::Store(e)),
+                Err(_) => Err(Error::ShuttingDown),
+            },
+        }
+    }
+}
+
+impl Committer {
+    /// Starts the committer task: it gathers every write set queued while the previous group was
+    /// being flushed, applies them as one batch, flushes once, then acknowledges them in order.
+    pub fn start(store: SledStore) -> (Committer, tokio::task::JoinHandle<()>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let handle = tokio::spawn(run_committer(store, rx));
+        (Committer { tx }, handle)
+    }
+
+    /// Queues a write set. Queue order is commit order: callers that hold an execution's lock
+    /// while submitting get that execution's transitions committed in order.
+    pub fn submit(&self, writes: WriteSet) -> PendingCommit {
+        if writes.is_empty() {
+            return PendingCommit::done();
+        }
+        let (done, rx) = oneshot::channel();
+        if self.tx.send(CommitRequest { writes, done }).is_err() {
+            let (done, rx) = oneshot::channel();
+            drop(done);
+            return PendingCommit(Some(rx));
+        }
+        PendingCommit(Some(rx))
+    }
+}
+
+const MAX_GROUP: usize = 8192;
+
+async fn run_committer(store: SledStore, mut rx: mpsc::UnboundedReceiver<CommitRequest>) {
+    let mut group: Vec<CommitRequest> = Vec::new();
+    loop {
+        if rx.recv_many(&mut group, MAX_GROUP).await == 0 {
+            break;
+        }
+        let mut batch = sled::Batch::default();
+        for request in &mut group {
+            for (key, value) in request.writes.ops.drain(..) {
+                match value {
+                    Some(v) => batch.insert(key, v),
+                    None => batch.remove(key),
+                }
+            }
+        }
+        let result = match store.tree.apply_batch(batch) {
+            Ok(()) => store
+                .db
+                .flush_async()
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        if let Err(e) = &result {
+            tracing::error!(error = %e, "group commit failed");
+        }
+        for request in group.drain(..) {
+            let _ = request.done.send(result.clone());
+        }
+    }
+}

@@ -1,0 +1,166 @@
+//! Parallel and Map: concurrency, history, failure handling.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use serde_json::{Value, json};
+use stepyard_engine::*;
+use tokio::sync::Notify;
+
+use crate::common::*;
+
+const LAMBDA: &str = "arn:aws:lambda:us-east-1:123456789012:function:";
+
+#[tokio::test]
+async fn parallel_branches_run_and_join_in_order() {
+    let h = Harness::new().await;
+    h.engine.register_function("inc", |v: Value| async move {
+        Ok(json!(v.as_i64().unwrap_or(0) + 1))
+    });
+    let sm = h
+        .machine(
+            "par",
+            json!({"StartAt": "P", "States": {"P": {"Type": "Parallel", "End": true, "Branches": [
+                {"StartAt": "A", "States": {"A": {"Type": "Task", "Resource": format!("{LAMBDA}inc"), "End": true}}},
+                {"StartAt": "B", "States": {"B": {"Type": "Pass", "Result": "b", "End": true}}}
+            ]}}}),
+        )
+        .await;
+    let info = h.run(&sm, json!(41)).await;
+    assert_eq!(info.status, ExecutionStatus::Succeeded, "{info:?}");
+    assert_eq!(output(&info), json!([42, "b"]));
+    let types = h.types(&info.execution_arn).await;
+    assert_eq!(
+        &types[..3],
+        [
+            "ExecutionStarted",
+            "ParallelStateEntered",
+            "ParallelStateStarted"
+        ]
+    );
+    assert_eq!(
+        &types[types.len() - 3..],
+        [
+            "ParallelStateSucceeded",
+            "ParallelStateExited",
+            "ExecutionSucceeded"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn parallel_branch_failure_aborts_siblings_and_is_caught() {
+    let h = Harness::new().await;
+    let sm = h
+        .machine(
+            "parfail",
+            json!({"StartAt": "P", "States": {
+                "P": {"Type": "Parallel", "Next": "Done",
+                      "Catch": [{"ErrorEquals": ["Bad"], "Next": "Caught"}],
+                      "Branches": [
+                        {"StartAt": "W", "States": {"W": {"Type": "Wait", "Seconds": 100, "End": true}}},
+                        {"StartAt": "F", "States": {"F": {"Type": "Fail", "Error": "Bad", "Cause": "x"}}}
+                ]},
+                "Done": {"Type": "Succeed"},
+                "Caught": {"Type": "Pass", "Result": "caught", "End": true}
+            }}),
+        )
+        .await;
+    let info = h.run(&sm, json!({})).await;
+    assert_eq!(info.status, ExecutionStatus::Succeeded);
+    assert_eq!(output(&info), json!("caught"));
+    let types = h.types(&info.execution_arn).await;
+    assert!(types.contains(&"WaitStateAborted".to_string()), "{types:?}");
+    assert!(types.contains(&"ParallelStateFailed".to_string()));
+}
+
+#[tokio::test]
+async fn map_honours_max_concurrency_and_keeps_order() {
+    let h = Harness::new().await;
+    let running = Arc::new(AtomicU32::new(0));
+    let peak = Arc::new(AtomicU32::new(0));
+    let gate = Arc::new(Notify::new());
+    let (r, p, g) = (running.clone(), peak.clone(), gate.clone());
+    h.engine.register_function("sq", move |v: Value| {
+        let (r, p, g) = (r.clone(), p.clone(), g.clone());
+        async move {
+            let now = r.fetch_add(1, Ordering::SeqCst) + 1;
+            p.fetch_max(now, Ordering::SeqCst);
+            g.notify_one();
+            tokio::task::yield_now().await;
+            r.fetch_sub(1, Ordering::SeqCst);
+            let n = v.as_i64().unwrap_or(0);
+            Ok(json!(n * n))
+        }
+    });
+    let sm = h
+        .machine(
+            "map",
+            json!({"StartAt": "M", "States": {"M": {"Type": "Map", "MaxConcurrency": 2, "End": true,
+                "ItemProcessor": {"StartAt": "S", "States": {"S": {"Type": "Task", "Resource": format!("{LAMBDA}sq"), "End": true}}}}}}),
+        )
+        .await;
+    let info = h.run(&sm, json!([1, 2, 3, 4, 5])).await;
+    assert_eq!(info.status, ExecutionStatus::Succeeded, "{info:?}");
+    assert_eq!(output(&info), json!([1, 4, 9, 16, 25]));
+    assert!(peak.load(Ordering::SeqCst) <= 2);
+    let events = h.history(&info.execution_arn).await;
+    let started: Vec<&HistoryEvent> = events
+        .iter()
+        .filter(|e| e.kind == HistoryEventType::MapIterationStarted)
+        .collect();
+    assert_eq!(started.len(), 5);
+    assert_eq!(
+        started[0].to_aws_json()["mapIterationStartedEventDetails"],
+        json!({"name": "M", "index": 0})
+    );
+    let map_started = events
+        .iter()
+        .find(|e| e.kind == HistoryEventType::MapStateStarted)
+        .unwrap();
+    assert_eq!(map_started.details, json!({"length": 5}));
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| e.kind == HistoryEventType::MapIterationSucceeded)
+            .count(),
+        5
+    );
+}
+
+#[tokio::test]
+async fn map_tolerated_failures_then_threshold_exceeded() {
+    let h = Harness::new().await;
+    let def = |tolerated: u64| {
+        json!({"StartAt": "M", "States": {"M": {"Type": "Map", "ToleratedFailureCount": tolerated, "End": true,
+            "ItemProcessor": {"StartAt": "C", "States": {
+                "C": {"Type": "Choice", "Choices": [{"Variable": "$", "NumericEquals": 0, "Next": "F"}], "Default": "OK"},
+                "F": {"Type": "Fail", "Error": "Zero"},
+                "OK": {"Type": "Pass", "End": true}}}}}})
+    };
+    let lenient = h.machine("lenient", def(1)).await;
+    let info = h.run(&lenient, json!([1, 0, 2])).await;
+    assert_eq!(info.status, ExecutionStatus::Succeeded, "{info:?}");
+    assert_eq!(output(&info)[0], json!(1));
+    assert_eq!(output(&info)[2], json!(2));
+    let strict = h.machine("strict", def(0)).await;
+    let info = h.run(&strict, json!([1, 0, 0])).await;
+    assert_eq!(info.status, ExecutionStatus::Failed);
+    assert_eq!(
+        info.error.as_deref(),
+        Some("States.ExceedToleratedFailureThreshold")
+    );
+    let types = h.types(&info.execution_arn).await;
+    assert!(types.contains(&"MapIterationFailed".to_string()));
+    assert!(types.contains(&"MapStateFailed".to_string()));
+    // Without a threshold the iteration's own error fails the Map.
+    let plain = h
+        .machine(
+            "plain",
+            json!({"StartAt": "M", "States": {"M": {"Type": "Map", "End": true,
+                "ItemProcessor": {"StartAt": "F", "States": {"F": {"Type": "Fail", "Error": "Nope", "Cause": "c"}}}}}}),
+        )
+        .await;
+    let info = h.run(&plain, json!([1])).await;
+    assert_eq!(info.error.as_deref(), Some("Nope"));
+}

@@ -1,0 +1,289 @@
+//! Execution lifecycle: idempotent start, stop, execution timeout, redrive, listing, updates,
+//! express, restart.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use stepyard_engine::*;
+
+use crate::common::*;
+
+#[tokio::test]
+async fn idempotent_start_by_name() {
+    let h = Harness::new().await;
+    let sm = h
+        .machine(
+            "idem",
+            json!({"StartAt": "W", "States": {"W": {"Type": "Wait", "Seconds": 10, "End": true}}}),
+        )
+        .await;
+    let start = |input: &str| StartExecution {
+        state_machine_arn: sm.clone(),
+        name: Some("once".into()),
+        input: Some(input.into()),
+    };
+    let a = h.engine.start_execution(start(r#"{"a":1}"#)).await.unwrap();
+    let b = h.engine.start_execution(start(r#"{"a":1}"#)).await.unwrap();
+    assert_eq!(a, b);
+    assert!(matches!(
+        h.engine.start_execution(start(r#"{"a":2}"#)).await,
+        Err(Error::ExecutionAlreadyExists(_))
+    ));
+    h.clock.advance(Duration::from_secs(10));
+    h.engine.await_execution(&a.execution_arn).await.unwrap();
+    // Closed: the same name is taken for good.
+    assert!(matches!(
+        h.engine.start_execution(start(r#"{"a":1}"#)).await,
+        Err(Error::ExecutionAlreadyExists(_))
+    ));
+    assert!(matches!(
+        h.engine
+            .start_execution(StartExecution {
+                state_machine_arn: sm.clone(),
+                name: None,
+                input: Some("{oops".into())
+            })
+            .await,
+        Err(Error::InvalidExecutionInput(_))
+    ));
+}
+
+#[tokio::test]
+async fn invalid_definitions_report_every_problem() {
+    let h = Harness::new().await;
+    let err = h
+        .engine
+        .create_state_machine(CreateStateMachine {
+            name: "bad".into(),
+            definition:
+                json!({"StartAt": "Nowhere", "States": {"A": {"Type": "Pass", "Next": "Missing"}}})
+                    .to_string(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    let Error::InvalidDefinition(problems) = err else {
+        panic!("expected InvalidDefinition")
+    };
+    assert!(problems.len() >= 2, "{problems:?}");
+}
+
+#[tokio::test]
+async fn stop_aborts_and_redrive_resumes_from_the_failed_state() {
+    let h = Harness::new().await;
+    let sm = h
+        .machine(
+            "stopme",
+            json!({"StartAt": "P", "States": {"P": {"Type": "Pass", "Result": {"step": 1}, "Next": "W"},
+                "W": {"Type": "Wait", "Seconds": 100, "Next": "Z"}, "Z": {"Type": "Pass", "End": true}}}),
+        )
+        .await;
+    let arn = h.start(&sm, json!({})).await;
+    h.engine
+        .stop_execution(&arn, Some("Manual".into()), Some("operator".into()))
+        .await
+        .unwrap();
+    let info = h.engine.describe_execution(&arn).await.unwrap();
+    assert_eq!(info.status, ExecutionStatus::Aborted);
+    assert_eq!(info.error.as_deref(), Some("Manual"));
+    assert_eq!(info.redrive_status, "REDRIVABLE");
+    let types = h.types(&arn).await;
+    assert_eq!(
+        &types[types.len() - 2..],
+        ["WaitStateAborted", "ExecutionAborted"]
+    );
+    // The stopped Wait's timer is gone: moving time does nothing.
+    h.clock.advance(Duration::from_secs(200));
+    h.engine.redrive_execution(&arn).await.unwrap();
+    h.clock.advance(Duration::from_secs(100));
+    let info = h.engine.await_execution(&arn).await.unwrap();
+    assert_eq!(info.status, ExecutionStatus::Succeeded);
+    assert_eq!(info.redrive_count, 1);
+    assert_eq!(output(&info), json!({"step": 1}));
+    assert!(
+        h.types(&arn)
+            .await
+            .contains(&"ExecutionRedriven".to_string())
+    );
+    assert!(matches!(
+        h.engine.redrive_execution(&arn).await,
+        Err(Error::ExecutionNotRedrivable(_))
+    ));
+}
+
+#[tokio::test]
+async fn execution_timeout_times_out() {
+    let h = Harness::new().await;
+    let sm = h
+        .machine("slow", json!({"TimeoutSeconds": 30, "StartAt": "W", "States": {"W": {"Type": "Wait", "Seconds": 100, "End": true}}}))
+        .await;
+    let arn = h.start(&sm, json!({})).await;
+    h.clock.advance(Duration::from_secs(30));
+    let info = h.engine.await_execution(&arn).await.unwrap();
+    assert_eq!(info.status, ExecutionStatus::TimedOut);
+    assert_eq!(info.error.as_deref(), Some("States.Timeout"));
+    assert_eq!(
+        h.types(&arn).await.last().map(String::as_str),
+        Some("ExecutionTimedOut")
+    );
+}
+
+#[tokio::test]
+async fn updates_make_revisions_and_running_executions_keep_theirs() {
+    let h = Harness::new().await;
+    let v1 = json!({"StartAt": "W", "States": {"W": {"Type": "Wait", "Seconds": 5, "Next": "R"}, "R": {"Type": "Pass", "Result": "v1", "End": true}}});
+    let sm = h.machine("upd", v1).await;
+    let old = h.start(&sm, json!({})).await;
+    let before = h.engine.describe_state_machine(&sm).await.unwrap();
+    let v2 =
+        json!({"StartAt": "R", "States": {"R": {"Type": "Pass", "Result": "v2", "End": true}}});
+    let after = h
+        .engine
+        .update_state_machine(&sm, v2.to_string())
+        .await
+        .unwrap();
+    assert_ne!(before.revision_id, after.revision_id);
+    let new = h.run(&sm, json!({})).await;
+    assert_eq!(output(&new), json!("v2"));
+    h.clock.advance(Duration::from_secs(5));
+    let old_info = h.engine.await_execution(&old).await.unwrap();
+    assert_eq!(output(&old_info), json!("v1"));
+    let for_exec = h
+        .engine
+        .describe_state_machine_for_execution(&old)
+        .await
+        .unwrap();
+    assert_eq!(for_exec.revision_id, before.revision_id);
+    let listed = h
+        .engine
+        .list_executions(
+            ExecutionFilter {
+                state_machine_arn: sm.clone(),
+                status: None,
+            },
+            PageRequest::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(listed.items.len(), 2);
+    assert_eq!(
+        listed.items[0].execution_arn, new.execution_arn,
+        "newest first"
+    );
+    let page = h
+        .engine
+        .list_executions(
+            ExecutionFilter {
+                state_machine_arn: sm.clone(),
+                status: Some(ExecutionStatus::Succeeded),
+            },
+            PageRequest {
+                max_results: 1,
+                next_token: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(page.items.len(), 1);
+    let page2 = h
+        .engine
+        .list_executions(
+            ExecutionFilter {
+                state_machine_arn: sm.clone(),
+                status: Some(ExecutionStatus::Succeeded),
+            },
+            PageRequest {
+                max_results: 1,
+                next_token: page.next_token,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(page2.items[0].execution_arn, old);
+    assert!(page2.next_token.is_none());
+}
+
+#[tokio::test]
+async fn express_sync_runs_in_memory() {
+    let h = Harness::new().await;
+    h.engine.register_function("up", |v: Value| async move {
+        Ok(json!(v.as_str().unwrap_or("").to_uppercase()))
+    });
+    let sm = h
+        .machine_of(
+            "fast",
+            json!({"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": "arn:aws:lambda:us-east-1:123456789012:function:up", "Next": "W"},
+                "W": {"Type": "Wait", "Seconds": 1, "End": true}}}),
+            StateMachineType::Express,
+        )
+        .await;
+    let engine = h.engine.clone();
+    let sm2 = sm.clone();
+    let run = tokio::spawn(async move {
+        engine
+            .start_sync_execution(StartExecution {
+                state_machine_arn: sm2,
+                name: None,
+                input: Some("\"abc\"".into()),
+            })
+            .await
+    });
+    // The Wait's timer lives in memory; move time until the run ends.
+    let info = loop {
+        if run.is_finished() {
+            break run.await.unwrap().unwrap();
+        }
+        h.clock.advance(Duration::from_millis(500));
+        tokio::task::yield_now().await;
+    };
+    assert_eq!(info.status, ExecutionStatus::Succeeded);
+    assert_eq!(info.output.as_deref(), Some("\"ABC\""));
+    assert!(info.execution_arn.contains(":express:fast:"));
+    let standard = h.machine("std", pass_chain(1)).await;
+    assert!(matches!(
+        h.engine
+            .start_sync_execution(StartExecution {
+                state_machine_arn: standard,
+                ..Default::default()
+            })
+            .await,
+        Err(Error::StateMachineTypeNotSupported(_))
+    ));
+}
+
+#[tokio::test]
+async fn parked_executions_survive_a_restart_and_fire_on_time() {
+    let h = Harness::new().await;
+    let sm = h.machine("park", json!({"StartAt": "W", "States": {"W": {"Type": "Wait", "Seconds": 3600, "End": true}}})).await;
+    let mut arns = Vec::new();
+    let engine = h.engine.clone();
+    let starts = (0..10_000).map(|i| {
+        let engine = engine.clone();
+        let sm = sm.clone();
+        async move {
+            engine
+                .start_execution(StartExecution {
+                    state_machine_arn: sm,
+                    name: Some(format!("e{i}")),
+                    input: Some(format!("{{\"i\":{i}}}")),
+                })
+                .await
+                .unwrap()
+                .execution_arn
+        }
+    });
+    arns.extend(futures::future::join_all(starts).await);
+    drop(engine);
+    let h = h.restart().await;
+    h.clock.advance(Duration::from_secs(3599));
+    assert_eq!(
+        h.engine.describe_execution(&arns[0]).await.unwrap().status,
+        ExecutionStatus::Running
+    );
+    h.clock.advance(Duration::from_secs(1));
+    for (i, arn) in arns.iter().enumerate() {
+        let info = h.engine.await_execution(arn).await.unwrap();
+        assert_eq!(info.status, ExecutionStatus::Succeeded);
+        assert_eq!(output(&info), json!({"i": i}));
+    }
+}
