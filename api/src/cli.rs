@@ -59,6 +59,19 @@ pub struct ServeArgs {
     /// Per-request timeout in seconds [default: 60].
     #[arg(long, env = "STEPYARD_REQUEST_TIMEOUT_SECONDS")]
     pub request_timeout_seconds: Option<u64>,
+    /// Requests per second allowed per client address; 0 is no limit [default: 0].
+    #[arg(long, env = "STEPYARD_RATE_LIMIT_PER_SECOND")]
+    pub rate_limit_per_second: Option<u32>,
+    /// Bearer tokens the native API accepts, comma-separated [default: none, no token needed].
+    #[arg(long, env = "STEPYARD_AUTH_TOKENS", hide_env_values = true)]
+    pub auth_tokens: Option<String>,
+    /// AWS access keys whose SigV4 signatures are verified, as ID:SECRET pairs, comma-separated
+    /// [default: none, signatures not verified].
+    #[arg(long, env = "STEPYARD_AWS_ACCESS_KEYS", hide_env_values = true)]
+    pub aws_access_keys: Option<String>,
+    /// Listen on a non-loopback address without any auth (on purpose).
+    #[arg(long, env = "STEPYARD_ALLOW_UNAUTHENTICATED")]
+    pub allow_unauthenticated: bool,
 }
 
 pub fn main() -> ExitCode {

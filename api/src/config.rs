@@ -46,6 +46,18 @@ pub struct FileConfig {
     pub account: Option<String>,
     pub max_body_bytes: Option<usize>,
     pub request_timeout_seconds: Option<u64>,
+    pub rate_limit_per_second: Option<u32>,
+    pub auth_tokens: Option<Vec<String>>,
+    pub aws_access_keys: Option<Vec<AccessKey>>,
+    pub allow_unauthenticated: Option<bool>,
+}
+
+/// An AWS access key pair that SigV4-signed requests may use.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct AccessKey {
+    pub access_key_id: String,
+    pub secret_access_key: String,
 }
 
 impl FileConfig {
@@ -70,9 +82,34 @@ pub struct ServerConfig {
     pub account: String,
     pub max_body_bytes: usize,
     pub request_timeout: Duration,
+    /// Requests per second per client address; 0 turns the limit off.
+    pub rate_limit_per_second: u32,
+    /// Bearer tokens accepted by the native API; empty means no token is asked for.
+    pub auth_tokens: Vec<String>,
+    /// Access keys whose SigV4 signatures the AWS endpoint checks; empty means signatures are not checked.
+    pub aws_access_keys: Vec<(String, String)>,
 }
 
 impl ServerConfig {
+    /// A loopback configuration with defaults, for tests and embedding.
+    pub fn local(data_dir: PathBuf) -> Self {
+        ServerConfig {
+            listen: DEFAULT_LISTEN.parse().unwrap_or_else(|_| unreachable!()),
+            data_dir,
+            region: DEFAULT_REGION.into(),
+            account: DEFAULT_ACCOUNT.into(),
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            request_timeout: Duration::from_secs(DEFAULT_REQUEST_TIMEOUT_SECONDS),
+            rate_limit_per_second: 0,
+            auth_tokens: Vec::new(),
+            aws_access_keys: Vec::new(),
+        }
+    }
+
+    pub fn aws_access_keys(&self) -> Option<&[(String, String)]> {
+        (!self.aws_access_keys.is_empty()).then_some(self.aws_access_keys.as_slice())
+    }
+
     /// Layers the sources. `args` already holds flags over environment variables (clap does that);
     /// the file sits below both.
     pub fn resolve(args: &ServeArgs) -> Result<Self, ConfigError> {
@@ -124,6 +161,49 @@ impl ServerConfig {
                 .or(file.request_timeout_seconds)
                 .unwrap_or(DEFAULT_REQUEST_TIMEOUT_SECONDS),
         );
+        let rate_limit_per_second = args
+            .rate_limit_per_second
+            .or(file.rate_limit_per_second)
+            .unwrap_or(0);
+        let auth_tokens: Vec<String> = match &args.auth_tokens {
+            Some(list) => split_list(list),
+            None => file.auth_tokens.unwrap_or_default(),
+        };
+        let aws_access_keys: Vec<(String, String)> = match &args.aws_access_keys {
+            Some(list) => split_list(list)
+                .into_iter()
+                .map(|pair| match pair.split_once(':') {
+                    Some((id, secret)) if !id.is_empty() && !secret.is_empty() => {
+                        Ok((id.to_owned(), secret.to_owned()))
+                    }
+                    _ => Err(ConfigError::Invalid {
+                        field: "aws_access_keys",
+                        message:
+                            "expected ACCESS_KEY_ID:SECRET_ACCESS_KEY pairs separated by commas"
+                                .into(),
+                    }),
+                })
+                .collect::<Result<_, _>>()?,
+            None => file
+                .aws_access_keys
+                .unwrap_or_default()
+                .into_iter()
+                .map(|key| (key.access_key_id, key.secret_access_key))
+                .collect(),
+        };
+        let allow_unauthenticated =
+            args.allow_unauthenticated || file.allow_unauthenticated.unwrap_or(false);
+        if !listen.ip().is_loopback()
+            && !allow_unauthenticated
+            && (auth_tokens.is_empty() || aws_access_keys.is_empty())
+        {
+            return Err(ConfigError::Invalid {
+                field: "listen",
+                message: format!(
+                    "{listen} is reachable from other machines, so the server needs auth: set auth_tokens (native API bearer tokens) and aws_access_keys (SigV4 keys), or allow_unauthenticated = true to run open on purpose"
+                ),
+            });
+        }
         Ok(ServerConfig {
             listen,
             data_dir,
@@ -131,6 +211,87 @@ impl ServerConfig {
             account,
             max_body_bytes,
             request_timeout,
+            rate_limit_per_second,
+            auth_tokens,
+            aws_access_keys,
         })
+    }
+}
+
+fn split_list(text: &str) -> Vec<String> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resolve(args: ServeArgs) -> Result<ServerConfig, ConfigError> {
+        ServerConfig::resolve(&args)
+    }
+
+    #[test]
+    fn defaults_are_loopback_and_open() {
+        let config = resolve(ServeArgs::default()).unwrap();
+        assert_eq!(config.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(config.data_dir, PathBuf::from("./stepyard-data"));
+        assert!(config.auth_tokens.is_empty());
+        assert_eq!(config.max_body_bytes, 1024 * 1024);
+    }
+
+    #[test]
+    fn non_loopback_without_auth_is_refused() {
+        let err = resolve(ServeArgs {
+            listen: Some("0.0.0.0:8080".into()),
+            ..ServeArgs::default()
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("auth_tokens"), "{err}");
+        let config = resolve(ServeArgs {
+            listen: Some("0.0.0.0:8080".into()),
+            auth_tokens: Some("t1, t2".into()),
+            aws_access_keys: Some("AKID:secret".into()),
+            ..ServeArgs::default()
+        })
+        .unwrap();
+        assert_eq!(config.auth_tokens, vec!["t1", "t2"]);
+        assert_eq!(
+            config.aws_access_keys,
+            vec![("AKID".into(), "secret".into())]
+        );
+        assert!(
+            resolve(ServeArgs {
+                listen: Some("0.0.0.0:8080".into()),
+                allow_unauthenticated: true,
+                ..ServeArgs::default()
+            })
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn bad_values_name_their_field() {
+        let err = resolve(ServeArgs {
+            listen: Some("localhost".into()),
+            ..ServeArgs::default()
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("listen address"), "{err}");
+        let err = resolve(ServeArgs {
+            aws_access_keys: Some("nocolon".into()),
+            ..ServeArgs::default()
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("aws_access_keys"), "{err}");
+        let err = resolve(ServeArgs {
+            account: Some("12".into()),
+            ..ServeArgs::default()
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("account"), "{err}");
     }
 }

@@ -5,6 +5,7 @@
 //! `code`. Internal errors are logged with the request id and never leak their details.
 
 use axum::Json;
+use axum::extract::FromRequest;
 use axum::extract::rejection::JsonRejection;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -32,19 +33,20 @@ pub struct ErrorBody {
 #[derive(Debug)]
 pub struct ApiError {
     pub status: StatusCode,
-    pub body: ErrorBody,
+    /// Boxed so that `Result<T, ApiError>` stays small on the happy path.
+    pub body: Box<ErrorBody>,
 }
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &str, message: impl Into<String>) -> Self {
         ApiError {
             status,
-            body: ErrorBody {
+            body: Box::new(ErrorBody {
                 code: code.to_owned(),
                 message: message.into(),
                 field: None,
                 details: None,
-            },
+            }),
         }
     }
 
@@ -75,7 +77,7 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, Json(self.body)).into_response()
+        (self.status, Json(*self.body)).into_response()
     }
 }
 
@@ -139,7 +141,7 @@ fn source_text(err: &dyn std::error::Error) -> String {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ApiJson<T>(pub T);
 
-impl<S, T> axum::extract::FromRequest<S> for ApiJson<T>
+impl<S, T> FromRequest<S> for ApiJson<T>
 where
     axum::Json<T>: axum::extract::FromRequest<S, Rejection = JsonRejection>,
     S: Send + Sync,
@@ -149,6 +151,64 @@ where
     async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, Self::Rejection> {
         let Json(value) = Json::<T>::from_request(req, state).await?;
         Ok(ApiJson(value))
+    }
+}
+
+/// An optional JSON body: an empty body is `None`; anything else must be JSON of the right shape.
+impl<S, T> axum::extract::OptionalFromRequest<S> for ApiJson<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(
+        req: axum::extract::Request,
+        state: &S,
+    ) -> Result<Option<Self>, Self::Rejection> {
+        let headers = req.headers().clone();
+        let bytes = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(|err| ApiError::from(JsonRejection::from(err)))?;
+        if bytes.is_empty() {
+            return Ok(None);
+        }
+        let is_json = headers
+            .get(axum::http::header::CONTENT_TYPE)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|text| text.parse::<mime_guess_free::Mime>().ok())
+            .is_some_and(|mime| mime.is_json());
+        if !is_json {
+            return Err(ApiError::from(JsonRejection::MissingJsonContentType(
+                Default::default(),
+            )));
+        }
+        let Json(value) = Json::<T>::from_bytes(&bytes)?;
+        Ok(Some(ApiJson(value)))
+    }
+}
+
+/// Just enough media-type parsing to tell JSON (`application/json`, `application/*+json`).
+mod mime_guess_free {
+    pub struct Mime(String);
+
+    impl std::str::FromStr for Mime {
+        type Err = ();
+        fn from_str(text: &str) -> Result<Self, ()> {
+            let essence = text.split(';').next().unwrap_or_default().trim();
+            if essence.contains('/') {
+                Ok(Mime(essence.to_ascii_lowercase()))
+            } else {
+                Err(())
+            }
+        }
+    }
+
+    impl Mime {
+        pub fn is_json(&self) -> bool {
+            let (kind, subtype) = self.0.split_once('/').unwrap_or_default();
+            kind == "application" && (subtype == "json" || subtype.ends_with("+json"))
+        }
     }
 }
 

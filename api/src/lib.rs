@@ -7,6 +7,8 @@ pub mod aws;
 pub mod cli;
 pub mod config;
 pub mod error;
+pub mod limits;
+pub mod metrics;
 pub mod routes;
 pub mod server;
 pub mod state;

@@ -15,16 +15,19 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let listen = config.listen;
     let data_dir = config.data_dir.clone();
-    let state = AppState::open(config)?;
+    let state = AppState::open(config).await?;
     let listener = TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
     let local = listener.local_addr()?;
     tracing::info!(data_dir = %data_dir.display(), "stepyard listening on http://{local}");
-    axum::serve(listener, crate::app(state.clone()))
-        .with_graceful_shutdown(shutdown)
-        .await
-        .context("server error")?;
+    axum::serve(
+        listener,
+        crate::app(state.clone()).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+    .context("server error")?;
     tracing::info!("shutting down: flushing the store");
     state.close().await.context("flushing the store")?;
     tracing::info!("stopped");

@@ -1,9 +1,11 @@
 //! What every handler shares: cheap to clone.
 
-use std::path::Path;
 use std::sync::Arc;
 
+use stepyard_engine::{Engine, EngineConfig};
+
 use crate::config::ServerConfig;
+use crate::limits::RateLimiter;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -12,52 +14,67 @@ pub struct AppState {
 
 struct Inner {
     config: ServerConfig,
-    store: sled::Db,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum OpenError {
-    #[error(
-        "data folder {path} is in use by another stepyard process (its lock is held); stop that server or choose another --data-dir"
-    )]
-    Locked { path: String },
-    #[error("cannot open the data folder {path}: {message}")]
-    Other { path: String, message: String },
+    engine: Engine,
+    rate_limiter: RateLimiter,
 }
 
 impl AppState {
-    pub fn open(config: ServerConfig) -> Result<Self, OpenError> {
-        let store = open_store(&config.data_dir)?;
-        Ok(AppState {
-            inner: Arc::new(Inner { config, store }),
+    /// Opens the engine on the configured data folder (resuming every open execution).
+    pub async fn open(config: ServerConfig) -> Result<Self, stepyard_engine::Error> {
+        let engine = Engine::open(EngineConfig {
+            region: config.region.clone(),
+            account: config.account.clone(),
+            ..EngineConfig::new(config.data_dir.clone())
         })
+        .await?;
+        Ok(AppState::with_engine(config, engine))
+    }
+
+    pub fn with_engine(config: ServerConfig, engine: Engine) -> Self {
+        crate::metrics::handle();
+        let rate_limiter = RateLimiter::new(config.rate_limit_per_second);
+        AppState {
+            inner: Arc::new(Inner {
+                config,
+                engine,
+                rate_limiter,
+            }),
+        }
     }
 
     pub fn config(&self) -> &ServerConfig {
         &self.inner.config
     }
 
-    /// Flushes everything the store holds in memory to disk.
-    pub async fn close(&self) -> Result<(), sled::Error> {
-        self.inner.store.flush_async().await.map(|_| ())
+    pub fn engine(&self) -> &Engine {
+        &self.inner.engine
     }
-}
 
-fn open_store(dir: &Path) -> Result<sled::Db, OpenError> {
-    let path = dir.display().to_string();
-    sled::Config::new()
-        .path(dir)
-        .open()
-        .map_err(|err| match err {
-            sled::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock => {
-                OpenError::Locked { path: path.clone() }
-            }
-            sled::Error::Io(io) if io.to_string().contains("lock") => {
-                OpenError::Locked { path: path.clone() }
-            }
-            other => OpenError::Other {
-                path: path.clone(),
-                message: other.to_string(),
-            },
-        })
+    pub fn rate_limiter(&self) -> &RateLimiter {
+        &self.inner.rate_limiter
+    }
+
+    fn arn(&self, kind: &str, rest: &str) -> String {
+        format!(
+            "arn:aws:states:{}:{}:{kind}:{rest}",
+            self.inner.config.region, self.inner.config.account
+        )
+    }
+
+    pub fn state_machine_arn(&self, name: &str) -> String {
+        self.arn("stateMachine", name)
+    }
+
+    pub fn execution_arn(&self, state_machine: &str, execution: &str) -> String {
+        self.arn("execution", &format!("{state_machine}:{execution}"))
+    }
+
+    pub fn activity_arn(&self, name: &str) -> String {
+        self.arn("activity", name)
+    }
+
+    /// Stops the engine's loops and flushes the store.
+    pub async fn close(&self) -> Result<(), stepyard_engine::Error> {
+        self.inner.engine.clone().shutdown().await
+    }
 }

@@ -1,9 +1,10 @@
 //! The router: one module per resource, each handler annotated with `#[utoipa::path]`.
 
+use std::net::SocketAddr;
 use std::time::Instant;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, Request};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -16,7 +17,13 @@ use utoipa_swagger_ui::SwaggerUi;
 use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
 
+pub mod activities;
+pub mod executions;
 pub mod health;
+pub mod state_machines;
+pub mod system;
+pub mod tasks;
+pub mod wire;
 
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
@@ -29,13 +36,38 @@ pub const REQUEST_ID_HEADER: &str = "x-request-id";
     ),
     components(schemas(ErrorBody)),
     tags(
-        (name = "system", description = "Health and documentation")
-    )
+        (name = "state machines", description = "ASL definitions and their revisions"),
+        (name = "executions", description = "Runs of a state machine and their history"),
+        (name = "task tokens", description = "Completing tasks that wait for a token"),
+        (name = "activities", description = "Task queues polled by external workers"),
+        (name = "aws", description = "The AWS JSON protocol for AWS SDKs and the AWS CLI"),
+        (name = "system", description = "Health, metrics and documentation")
+    ),
+    modifiers(&BearerAuth)
 )]
 struct ApiDoc;
 
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
 fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::with_openapi(ApiDoc::openapi()).merge(health::routes())
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(health::routes())
+        .merge(system::routes())
+        .merge(state_machines::routes())
+        .merge(executions::routes())
+        .merge(tasks::routes())
+        .merge(activities::routes())
 }
 
 /// The OpenAPI document of the native API, as served at `/openapi.json`.
@@ -50,14 +82,17 @@ pub fn app(state: AppState) -> Router {
     let (router, api) = routes().split_for_parts();
     let request_id = HeaderName::from_static(REQUEST_ID_HEADER);
     router
+        .route("/", axum::routing::post(crate::aws::handle))
         .merge(SwaggerUi::new("/docs").url("/openapi.json", api))
         .fallback(not_found)
+        .layer(middleware::from_fn_with_state(state.clone(), guard))
         .with_state(state)
         .layer(DefaultBodyLimit::max(max_body))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
             timeout,
         ))
+        .layer(middleware::map_response(fill_empty_errors))
         .layer(middleware::from_fn(log_request))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
@@ -85,9 +120,30 @@ async fn log_request(request: Request, next: Next) -> Response {
         .and_then(|value| value.to_str().ok())
         .unwrap_or("-")
         .to_owned();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|path| path.as_str().to_owned())
+        .unwrap_or_else(|| {
+            if path == "/" {
+                "/".into()
+            } else {
+                "unmatched".into()
+            }
+        });
     let response = next.run(request).await;
     let status = response.status().as_u16();
-    let latency_us = started.elapsed().as_micros() as u64;
+    let elapsed = started.elapsed();
+    let latency_us = elapsed.as_micros() as u64;
+    metrics::counter!(
+        "stepyard_http_requests_total",
+        "method" => method.to_string(),
+        "route" => route.clone(),
+        "status" => status.to_string()
+    )
+    .increment(1);
+    metrics::histogram!("stepyard_http_request_duration_seconds", "route" => route)
+        .record(elapsed.as_secs_f64());
     tracing::info!(
         target: "stepyard::http",
         %method,
@@ -97,6 +153,65 @@ async fn log_request(request: Request, next: Next) -> Response {
         request_id = %request_id,
         "request"
     );
+    response
+}
+
+/// Rate limit for every request, bearer tokens for the native API.
+async fn guard(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let client = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|info| info.0.ip());
+    let path = request.uri().path();
+    if !state.rate_limiter().allow(client, Instant::now()) {
+        if path == "/" {
+            return crate::aws::throttled();
+        }
+        return ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "TooManyRequests",
+            format!(
+                "more than {} requests per second from this client",
+                state.config().rate_limit_per_second
+            ),
+        )
+        .into_response();
+    }
+    let tokens = &state.config().auth_tokens;
+    if !tokens.is_empty() && path.starts_with("/v1/") {
+        let presented = request
+            .headers()
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.strip_prefix("Bearer "))
+            .unwrap_or_default();
+        if !crate::limits::token_allowed(presented.trim(), tokens) {
+            let mut response = ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "Unauthorized",
+                "a valid `Authorization: Bearer <token>` header is needed",
+            )
+            .into_response();
+            response.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer"),
+            );
+            return response;
+        }
+    }
+    next.run(request).await
+}
+
+/// Layers that answer on their own (timeout, ...) give an empty body: give it the error body.
+async fn fill_empty_errors(response: Response) -> Response {
+    let status = response.status();
+    if (status.is_client_error() || status.is_server_error())
+        && !response
+            .headers()
+            .contains_key(axum::http::header::CONTENT_TYPE)
+    {
+        return status_error(status);
+    }
     response
 }
 

@@ -1,0 +1,202 @@
+//! `/v1/state-machines`: create, list, get, update, delete.
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use serde::Deserialize;
+use serde_json::Value;
+use stepyard_engine::{CreateStateMachine, StateMachineType};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::wire::{PageParams, StateMachine, StateMachineList};
+use crate::error::{ApiError, ApiJson, ApiResult, ErrorBody};
+use crate::state::AppState;
+
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_state_machine, list_state_machines))
+        .routes(routes!(
+            get_state_machine,
+            update_state_machine,
+            delete_state_machine
+        ))
+}
+
+/// A definition given as a JSON object, or as a string holding the JSON (as AWS takes it).
+pub fn definition_text(definition: &Value, field: &str) -> ApiResult<String> {
+    match definition {
+        Value::String(text) => Ok(text.clone()),
+        Value::Object(_) => Ok(definition.to_string()),
+        _ => Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "InvalidRequestBody",
+            "`definition` must be an ASL object or a string holding one",
+        )
+        .with_field(field)),
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateStateMachineBody {
+    /// 1 to 80 characters: letters, digits, `-` and `_`.
+    #[schema(example = "hello")]
+    pub name: String,
+    /// The ASL definition (an object, or a string holding it).
+    #[schema(value_type = Object, example = json!({"StartAt": "Hello", "States": {"Hello": {"Type": "Pass", "Result": {"greeting": "hi"}, "End": true}}}))]
+    pub definition: Value,
+    /// `STANDARD` (default) or `EXPRESS`.
+    #[serde(rename = "type", default)]
+    #[schema(example = "STANDARD")]
+    pub kind: Option<String>,
+    /// Accepted for compatibility; not used.
+    #[serde(default)]
+    pub role_arn: Option<String>,
+}
+
+pub fn parse_type(kind: Option<&str>) -> ApiResult<StateMachineType> {
+    match kind {
+        None | Some("STANDARD") => Ok(StateMachineType::Standard),
+        Some("EXPRESS") => Ok(StateMachineType::Express),
+        Some(other) => Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "InvalidRequestBody",
+            format!("`type` must be STANDARD or EXPRESS, not {other:?}"),
+        )
+        .with_field("/type")),
+    }
+}
+
+/// Create a state machine.
+///
+/// The definition is validated first: an invalid one is refused with every problem listed in
+/// `details.problems`, each with its JSON Pointer.
+#[utoipa::path(
+    post,
+    path = "/v1/state-machines",
+    tag = "state machines",
+    request_body = CreateStateMachineBody,
+    responses(
+        (status = 201, description = "Created", body = StateMachine),
+        (status = 400, description = "Invalid name, or malformed JSON", body = ErrorBody),
+        (status = 409, description = "A state machine with this name exists", body = ErrorBody),
+        (status = 415, description = "Not JSON", body = ErrorBody),
+        (status = 422, description = "Invalid definition (every problem in `details.problems`) or wrong field types", body = ErrorBody),
+    )
+)]
+pub async fn create_state_machine(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<CreateStateMachineBody>,
+) -> ApiResult<(StatusCode, Json<StateMachine>)> {
+    let definition = definition_text(&body.definition, "/definition")?;
+    let info = state
+        .engine()
+        .create_state_machine(CreateStateMachine {
+            name: body.name,
+            definition,
+            kind: parse_type(body.kind.as_deref())?,
+            role_arn: body.role_arn,
+        })
+        .await?;
+    Ok((StatusCode::CREATED, Json(info.into())))
+}
+
+/// List state machines.
+#[utoipa::path(
+    get,
+    path = "/v1/state-machines",
+    tag = "state machines",
+    params(PageParams),
+    responses(
+        (status = 200, description = "One page", body = StateMachineList),
+        (status = 400, description = "Bad paging token", body = ErrorBody),
+    )
+)]
+pub async fn list_state_machines(
+    State(state): State<AppState>,
+    Query(params): Query<PageParams>,
+) -> ApiResult<Json<StateMachineList>> {
+    let page = state.engine().list_state_machines(params.page()).await?;
+    Ok(Json(StateMachineList {
+        state_machines: page.items.into_iter().map(Into::into).collect(),
+        next_token: page.next_token,
+    }))
+}
+
+/// Get a state machine by name.
+#[utoipa::path(
+    get,
+    path = "/v1/state-machines/{name}",
+    tag = "state machines",
+    params(("name" = String, Path, description = "State machine name")),
+    responses(
+        (status = 200, description = "The state machine", body = StateMachine),
+        (status = 404, description = "No such state machine", body = ErrorBody),
+    )
+)]
+pub async fn get_state_machine(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<StateMachine>> {
+    let arn = state.state_machine_arn(&name);
+    Ok(Json(
+        state.engine().describe_state_machine(&arn).await?.into(),
+    ))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateStateMachineBody {
+    /// The new ASL definition (an object, or a string holding it).
+    #[schema(value_type = Object)]
+    pub definition: Value,
+}
+
+/// Replace a state machine's definition (a new revision; running executions keep theirs).
+#[utoipa::path(
+    put,
+    path = "/v1/state-machines/{name}",
+    tag = "state machines",
+    params(("name" = String, Path, description = "State machine name")),
+    request_body = UpdateStateMachineBody,
+    responses(
+        (status = 200, description = "Updated", body = StateMachine),
+        (status = 404, description = "No such state machine", body = ErrorBody),
+        (status = 422, description = "Invalid definition", body = ErrorBody),
+    )
+)]
+pub async fn update_state_machine(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    ApiJson(body): ApiJson<UpdateStateMachineBody>,
+) -> ApiResult<Json<StateMachine>> {
+    let arn = state.state_machine_arn(&name);
+    let definition = definition_text(&body.definition, "/definition")?;
+    let info = state
+        .engine()
+        .update_state_machine(&arn, definition)
+        .await?;
+    Ok(Json(info.into()))
+}
+
+/// Delete a state machine (running executions finish on their revision).
+#[utoipa::path(
+    delete,
+    path = "/v1/state-machines/{name}",
+    tag = "state machines",
+    params(("name" = String, Path, description = "State machine name")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 404, description = "No such state machine", body = ErrorBody),
+    )
+)]
+pub async fn delete_state_machine(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> ApiResult<StatusCode> {
+    let arn = state.state_machine_arn(&name);
+    state.engine().delete_state_machine(&arn).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,33 @@
+"""With access keys configured, SigV4 signatures are verified."""
+
+import pytest
+from botocore.exceptions import ClientError
+
+from conftest import Server
+
+
+@pytest.fixture(scope="module")
+def signed_server():
+    srv = Server("--aws-access-keys", "AKIDSTEPYARD:s3cret-key")
+    yield srv
+    srv.stop()
+
+
+def test_right_key_is_accepted(signed_server):
+    client = signed_server.client(key="AKIDSTEPYARD", secret="s3cret-key")
+    assert "stateMachines" in client.list_state_machines()
+
+
+def test_wrong_secret_is_rejected(signed_server):
+    client = signed_server.client(key="AKIDSTEPYARD", secret="wrong")
+    with pytest.raises(ClientError) as excinfo:
+        client.list_state_machines()
+    assert excinfo.value.response["Error"]["Code"] == "InvalidSignatureException"
+    assert excinfo.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+
+
+def test_unknown_key_is_rejected(signed_server):
+    client = signed_server.client(key="AKIDOTHER", secret="s3cret-key")
+    with pytest.raises(ClientError) as excinfo:
+        client.list_state_machines()
+    assert excinfo.value.response["Error"]["Code"] == "UnrecognizedClientException"
