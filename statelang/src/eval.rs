@@ -1,6 +1,8 @@
 //! Evaluation: what a state does with its input. Pure functions of
 //! (state, input, context, environment); the engine owns time, history and effects.
 
+use std::borrow::Cow;
+
 use chrono::{DateTime, FixedOffset};
 use serde_json::{Map, Value, json};
 
@@ -115,12 +117,27 @@ fn with_state(state: &State, e: StatesError) -> StatesError {
 }
 
 /// Applies `InputPath` to the raw state input.
-fn apply_input_path(io: &IoPaths, input: &Value, context: &Value) -> Result<Value, StatesError> {
+/// Borrows where it can: most states use the default `$`, and cloning the whole input
+/// for it would be most of a state's evaluation cost.
+fn apply_input_path<'a>(
+    io: &IoPaths,
+    input: &'a Value,
+    context: &'a Value,
+) -> Result<Cow<'a, Value>, StatesError> {
     match &io.input_path {
-        None => Ok(Value::Object(Map::new())),
-        Some(path) if path.is_root() => Ok(input.clone()),
-        Some(path) => select_required(path, input, context, "InputPath"),
+        None => Ok(Cow::Owned(Value::Object(Map::new()))),
+        Some(path) if path.is_root() => Ok(Cow::Borrowed(input)),
+        Some(path) => path
+            .select(input, context)
+            .ok_or_else(|| missing_path(path, input, "InputPath")),
     }
+}
+
+fn missing_path(path: &Path, input: &Value, field: &str) -> StatesError {
+    StatesError::runtime(format!(
+        "Invalid path '{path}' : No results for path: {field} '{path}' in the input '{}'",
+        truncate(&input.to_string())
+    ))
 }
 
 /// Applies `OutputPath` to a state's output (consumes it).
@@ -140,12 +157,7 @@ fn select_required(
 ) -> Result<Value, StatesError> {
     path.select(input, context)
         .map(|v| v.into_owned())
-        .ok_or_else(|| {
-            StatesError::runtime(format!(
-                "Invalid path '{path}' : No results for path: {field} '{path}' in the input '{}'",
-                truncate(&input.to_string())
-            ))
-        })
+        .ok_or_else(|| missing_path(path, input, field))
 }
 
 /// Places `result` into `state_input` at `result_path`.
@@ -175,12 +187,12 @@ fn apply_result_path(
 
 fn template_or(
     template: &Option<Template>,
-    input: Value,
+    input: Cow<'_, Value>,
     context: &Value,
     env: &mut dyn Env,
 ) -> Result<Value, StatesError> {
     match template {
-        None => Ok(input),
+        None => Ok(input.into_owned()),
         Some(t) => t.evaluate(&input, context, env),
     }
 }
@@ -336,7 +348,7 @@ fn enter_inner(
                     "No Choice Rules matched and no Default was specified",
                 ));
             };
-            let output = apply_output_path(&choice.io, effective, context)?;
+            let output = apply_output_path(&choice.io, effective.into_owned(), context)?;
             Ok(Entered::Next { next, output })
         }
         State::Wait(wait) => {
@@ -373,7 +385,7 @@ fn enter_inner(
         }
         State::Succeed(succeed) => {
             let effective = apply_input_path(&succeed.io, input, context)?;
-            let output = apply_output_path(&succeed.io, effective, context)?;
+            let output = apply_output_path(&succeed.io, effective.into_owned(), context)?;
             Ok(Entered::End { output })
         }
         State::Fail(fail) => {
@@ -439,7 +451,7 @@ fn enter_inner(
             )?;
             Ok(Entered::Map {
                 items,
-                effective_input: effective,
+                effective_input: effective.into_owned(),
                 max_concurrency,
                 tolerated_failure_percentage,
                 tolerated_failure_count,
@@ -507,7 +519,7 @@ pub fn complete(
         State::Wait(wait) => {
             let run = || {
                 let effective = apply_input_path(&wait.io, state_input, context)?;
-                apply_output_path(&wait.io, effective, context)
+                apply_output_path(&wait.io, effective.into_owned(), context)
             };
             let output = run().map_err(|e| with_state(state, e))?;
             return Ok(finish(&wait.transition, output));
@@ -521,7 +533,7 @@ pub fn complete(
         }
     };
     let run = |env: &mut dyn Env| {
-        let selected = template_or(selector, result, context, env)?;
+        let selected = template_or(selector, Cow::Owned(result), context, env)?;
         let combined = apply_result_path(result_path, state_input, selected)?;
         apply_output_path(io, combined, context)
     };

@@ -1,6 +1,7 @@
 //! Intrinsic functions (`States.Format(...)` and the 17 others): a parser for the call
 //! syntax and an evaluator with AWS's argument checks and limits.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use base64::Engine as _;
@@ -391,6 +392,49 @@ fn format_pieces(template: &str, escapes: bool) -> (Vec<String>, usize) {
     (pieces, placeholders)
 }
 
+/// Fills the `{}` placeholders of `template` with `args`, in one pass.
+fn render_format(template: &str, escapes: bool, args: &[Cow<'_, Value>]) -> Result<String, String> {
+    use std::fmt::Write as _;
+    let mut out = String::with_capacity(template.len() + 16 * args.len());
+    let mut used = 0usize;
+    let mut chars = template.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' if escapes => {
+                if let Some(next) = chars.next() {
+                    out.push(next);
+                }
+            }
+            '{' if chars.peek() == Some(&'}') => {
+                chars.next();
+                match args.get(used).map(|v| v.as_ref()) {
+                    Some(Value::String(s)) => out.push_str(s),
+                    Some(Value::Number(n)) => {
+                        let _ = write!(out, "{n}");
+                    }
+                    Some(Value::Bool(b)) => out.push_str(if *b { "true" } else { "false" }),
+                    Some(Value::Null) => out.push_str("null"),
+                    Some(_) => {
+                        return Err(
+                            "format arguments must be strings, numbers, booleans or null".into(),
+                        );
+                    }
+                    None => {}
+                }
+                used += 1;
+            }
+            c => out.push(c),
+        }
+    }
+    if used != args.len() {
+        return Err(format!(
+            "the format string has {used} placeholder(s) but {} argument(s) were given",
+            args.len()
+        ));
+    }
+    Ok(out)
+}
+
 impl fmt::Display for Call {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}(", self.function.name())?;
@@ -435,65 +479,44 @@ pub fn evaluate(
     let mut values = Vec::with_capacity(call.args.len());
     for arg in &call.args {
         values.push(match arg {
-            Arg::String { value, .. } => Value::String(value.clone()),
-            Arg::Number(n) => Value::Number(n.clone()),
-            Arg::Bool(b) => Value::Bool(*b),
-            Arg::Null => Value::Null,
+            Arg::String { value, .. } => Cow::Owned(Value::String(value.clone())),
+            Arg::Number(n) => Cow::Owned(Value::Number(n.clone())),
+            Arg::Bool(b) => Cow::Owned(Value::Bool(*b)),
+            Arg::Null => Cow::Owned(Value::Null),
             Arg::Path(path) => match path.select(input, context) {
-                Some(v) => v.into_owned(),
+                Some(v) => v,
                 None => {
                     return Err(StatesError::runtime(format!(
                         "The JsonPath argument for the field '{path}' in {name} could not be found in the input"
                     )));
                 }
             },
-            Arg::Call(inner) => evaluate(inner, input, context, env)?,
+            Arg::Call(inner) => Cow::Owned(evaluate(inner, input, context, env)?),
         });
     }
     let fail = |msg: String| StatesError::intrinsic(format!("Invalid arguments in {name}: {msg}"));
     use Function::*;
     match call.function {
         Format => {
-            let template = match (&call.args[0], &values[0]) {
-                (Arg::String { raw, .. }, _) => format_pieces(raw, true).0,
-                (_, Value::String(s)) => format_pieces(s, false).0,
+            let (template, escapes) = match (&call.args[0], &*values[0]) {
+                (Arg::String { raw, .. }, _) => (raw.as_str(), true),
+                (_, Value::String(s)) => (s.as_str(), false),
                 _ => return Err(fail("the format string must be a string".into())),
             };
-            if template.len() != values.len() {
-                return Err(fail(format!(
-                    "the format string has {} placeholder(s) but {} argument(s) were given",
-                    template.len() - 1,
-                    values.len() - 1
-                )));
-            }
-            let mut out = String::new();
-            for (i, piece) in template.iter().enumerate() {
-                out.push_str(piece);
-                if let Some(value) = values.get(i + 1) {
-                    match value {
-                        Value::String(s) => out.push_str(s),
-                        Value::Number(n) => out.push_str(&n.to_string()),
-                        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-                        Value::Null => out.push_str("null"),
-                        _ => {
-                            return Err(fail(
-                                "format arguments must be strings, numbers, booleans or null"
-                                    .into(),
-                            ));
-                        }
-                    }
-                }
-            }
-            Ok(Value::String(out))
+            render_format(template, escapes, &values[1..])
+                .map(Value::String)
+                .map_err(fail)
         }
         StringToJson => {
             let s = string_arg(&values[0], "the argument", &fail)?;
             serde_json::from_str(s).map_err(|e| fail(format!("the string is not valid JSON: {e}")))
         }
-        JsonToString => serde_json::to_string(&values[0])
+        JsonToString => serde_json::to_string(&*values[0])
             .map(Value::String)
             .map_err(|e| fail(e.to_string())),
-        Array => Ok(Value::Array(values)),
+        Array => Ok(Value::Array(
+            values.into_iter().map(Cow::into_owned).collect(),
+        )),
         ArrayPartition => {
             let array = array_arg(&values[0], &fail)?;
             let size = int_arg(&values[1], "the chunk size", &fail)?;
@@ -580,7 +603,7 @@ pub fn evaluate(
                 .map_err(|_| fail("the decoded data is not UTF-8 text".into()))
         }
         Hash => {
-            let data = match &values[0] {
+            let data = match &*values[0] {
                 Value::String(s) => s.clone(),
                 Value::Null => return Err(fail("the data to hash must not be null".into())),
                 other => other.to_string(),
@@ -595,10 +618,10 @@ pub fn evaluate(
             Ok(Value::String(digest))
         }
         JsonMerge => {
-            let (Value::Object(left), Value::Object(right)) = (&values[0], &values[1]) else {
+            let (Value::Object(left), Value::Object(right)) = (&*values[0], &*values[1]) else {
                 return Err(fail("both values to merge must be JSON objects".into()));
             };
-            match &values[2] {
+            match &*values[2] {
                 Value::Bool(false) => {}
                 Value::Bool(true) => {
                     return Err(fail(
