@@ -93,6 +93,8 @@ struct Inner {
     cells: Vec<Mutex<HashMap<String, Arc<Cell>>>>,
     workers: RwLock<Vec<(WorkerMatch, Arc<dyn TaskWorker>)>>,
     functions: RwLock<HashMap<String, Arc<dyn TaskWorker>>>,
+    /// Calls resumed at open that wait for their worker to be registered.
+    orphans: Mutex<Vec<DispatchRecord>>,
     activities: Mutex<HashMap<String, ActivityRecord>>,
     activity_queues: Mutex<HashMap<String, VecDeque<ActivityQueueRecord>>>,
     activity_ready: Notify,
@@ -153,6 +155,7 @@ impl Engine {
             cells: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
             workers: RwLock::new(Vec::new()),
             functions: RwLock::new(HashMap::new()),
+            orphans: Mutex::new(Vec::new()),
             activities: Mutex::new(activities),
             activity_queues: Mutex::new(HashMap::new()),
             activity_ready: Notify::new(),
@@ -179,18 +182,9 @@ impl Engine {
         lock(&inner.loops).push(timer_loop);
         let engine = Engine { inner };
         // Worker calls that were scheduled but not answered: make them again, same invocation id.
-        // They are spawned after the caller had a chance to register workers (next tick).
-        let dispatches = engine.inner.store.dispatches()?;
-        if !dispatches.is_empty() {
-            let weak = Arc::downgrade(&engine.inner);
-            tokio::spawn(async move {
-                tokio::task::yield_now().await;
-                if let Some(inner) = weak.upgrade() {
-                    for d in dispatches {
-                        inner.dispatch(d, true);
-                    }
-                }
-            });
+        // A call whose worker is not registered yet waits for it (see `register_worker`).
+        for d in engine.inner.store.dispatches()? {
+            engine.inner.dispatch(d, true);
         }
         Ok(engine)
     }
@@ -228,8 +222,11 @@ impl Engine {
     // ---- workers ---------------------------------------------------------------------------
 
     /// Serves Task resources that `matcher` accepts with `worker`. Later registrations win.
+    ///
+    /// Tasks resumed at open whose worker was not registered yet are dispatched now.
     pub fn register_worker(&self, matcher: impl Into<WorkerMatch>, worker: Arc<dyn TaskWorker>) {
         write(&self.inner.workers).insert(0, (matcher.into(), worker));
+        self.inner.retry_orphans();
     }
 
     /// Serves the Lambda function `name` (both `arn:aws:lambda:..:function:NAME` and
@@ -245,6 +242,7 @@ impl Engine {
     /// Serves the Lambda function `name` with a worker.
     pub fn register_function_worker(&self, name: &str, worker: Arc<dyn TaskWorker>) {
         write(&self.inner.functions).insert(name.to_string(), worker);
+        self.inner.retry_orphans();
     }
 
     // ---- state machines ----------------------------------------------------------------------
@@ -1138,7 +1136,7 @@ impl Inner {
         let durable = lock(&cell.state).durable;
         for effect in effects {
             match effect {
-                Effect::Dispatch(d) => self.dispatch(d, durable),
+                Effect::Dispatch(d) => self.dispatch(d, false),
                 Effect::EnqueueActivity(entry) => {
                     lock(&self.activity_queues)
                         .entry(entry.activity.clone())
@@ -1195,8 +1193,15 @@ impl Inner {
     }
 
     /// Calls the worker for a scheduled task and feeds its answer back. At-least-once.
-    fn dispatch(self: &Arc<Self>, d: DispatchRecord, _durable: bool) {
+    ///
+    /// `resumed` marks a call remade at open: if its worker is not registered yet, it waits in
+    /// `orphans` for the registration instead of failing the task.
+    fn dispatch(self: &Arc<Self>, d: DispatchRecord, resumed: bool) {
         let worker = self.find_worker(&d);
+        if resumed && worker.is_err() {
+            lock(&self.orphans).push(d);
+            return;
+        }
         let weak: Weak<Inner> = Arc::downgrade(self);
         tokio::spawn(async move {
             let request = TaskRequest {
@@ -1237,6 +1242,13 @@ impl Inner {
                 tracing::warn!(execution = %d.exec_arn, error = %e, "could not record a task's answer");
             }
         });
+    }
+
+    fn retry_orphans(self: &Arc<Self>) {
+        let orphans: Vec<DispatchRecord> = lock(&self.orphans).drain(..).collect();
+        for d in orphans {
+            self.dispatch(d, true);
+        }
     }
 
     fn find_worker(

@@ -3,6 +3,7 @@
 mod common;
 
 mod basics;
+mod crash;
 mod flow;
 mod lifecycle;
 mod tasks;
