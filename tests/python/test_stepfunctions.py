@@ -104,13 +104,20 @@ def test_execution_runs_to_success_with_history(sfn):
     assert for_execution["stateMachineArn"] == arn
 
 
-def test_execution_names_are_idempotent_for_the_same_input(sfn):
-    arn = create(sfn, PASS_CHAIN)
+def test_execution_names_are_idempotent_while_running_with_the_same_input(sfn):
+    # AWS: the same name and input as a RUNNING execution returns it; a different input, or a closed
+    # execution, is ExecutionAlreadyExists.
+    arn = create(sfn, {"StartAt": "Nap", "States": {"Nap": {"Type": "Wait", "Seconds": 3600, "End": True}}})
     first = sfn.start_execution(stateMachineArn=arn, name="once", input='{"who": 1}')
     again = sfn.start_execution(stateMachineArn=arn, name="once", input='{"who": 1}')
     assert again["executionArn"] == first["executionArn"]
     with pytest.raises(ClientError) as excinfo:
         sfn.start_execution(stateMachineArn=arn, name="once", input='{"who": 2}')
+    assert error_code(excinfo) == "ExecutionAlreadyExists"
+    sfn.stop_execution(executionArn=first["executionArn"])
+    wait_for_status(sfn, first["executionArn"])
+    with pytest.raises(ClientError) as excinfo:
+        sfn.start_execution(stateMachineArn=arn, name="once", input='{"who": 1}')
     assert error_code(excinfo) == "ExecutionAlreadyExists"
 
 
