@@ -1,0 +1,21 @@
+//! Any text as a definition: parse/validate must never panic, and a definition that
+//! parses must evaluate its start state on a few inputs without panicking.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use serde_json::json;
+use stepyard_statelang::{FixedEnv, enter, parse};
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    if let Ok(machine) = parse(text) {
+        let mut env = FixedEnv::default();
+        for input in [json!({}), json!({"a": [1, "x", null], "b": {"c": true}}), json!("s")] {
+            for state in machine.states.values() {
+                let _ = enter(state, &input, &json!({}), &mut env);
+            }
+        }
+    }
+});
