@@ -17,6 +17,17 @@ use crate::path::Path;
 use crate::problem::{Problem, ProblemCode, pointer_push};
 use crate::template::Template;
 
+/// The intrinsics AWS allows in a Fail state's `ErrorPath`/`CausePath`.
+const FAIL_PATH_FUNCTIONS: &[intrinsic::Function] = &[
+    intrinsic::Function::Format,
+    intrinsic::Function::JsonToString,
+    intrinsic::Function::ArrayGetItem,
+    intrinsic::Function::Base64Encode,
+    intrinsic::Function::Base64Decode,
+    intrinsic::Function::Hash,
+    intrinsic::Function::Uuid,
+];
+
 /// Longest state name AWS accepts.
 pub const MAX_STATE_NAME_LEN: usize = 80;
 /// Largest value AWS accepts for `TimeoutSeconds`, `HeartbeatSeconds`, `Seconds`...
@@ -1188,6 +1199,17 @@ impl Parser {
         let ptr = pointer_push(pointer, path_key);
         if intrinsic::looks_like_call(&text) {
             match intrinsic::parse(&text) {
+                Ok(call) if !FAIL_PATH_FUNCTIONS.contains(&call.function) => {
+                    self.problem(
+                        ptr,
+                        ProblemCode::InvalidIntrinsic,
+                        format!(
+                            "'{path_key}' can only use an intrinsic that returns a string (States.Format, States.JsonToString, States.ArrayGetItem, States.Base64Encode, States.Base64Decode, States.Hash, States.UUID), not {}",
+                            call.function.name()
+                        ),
+                    );
+                    None
+                }
                 Ok(call) => Some(FailText::Call(call)),
                 Err(e) => {
                     self.problem(

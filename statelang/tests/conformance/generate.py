@@ -307,8 +307,11 @@ bad("States.Format('{}', $.arr)", {"arr": [1]}, name="Format with an array argum
 bad("States.Format($.t, 1)", {"t": "no placeholder"}, name="Format template from a path with the wrong count fails")
 bad("States.Format($.t)", {"t": 5}, name="Format template that is not a string fails")
 bad("States.Format('{}', $.missing)", {}, error="States.Runtime", name="Format with a missing path fails with States.Runtime")
-bad_def("States.Format('{} {}', 'one')", name="Format with too few arguments is rejected")
-bad_def("States.Format('{}', 'one', 'two')", name="Format with too many arguments is rejected")
+bad("States.Format('{} {}', 'one')", name="Format with too few arguments fails at run time")
+bad("States.Format('{}', 'one', 'two')", name="Format with too many arguments fails at run time")
+call("States.Format('{}.{}', States.ArrayGetItem(States.StringSplit(States.ArrayGetItem(States.StringSplit($.ImageRecipe.Arn, '/'), 2), '.'), 0), States.ArrayGetItem(States.StringSplit(States.ArrayGetItem(States.StringSplit($.ImageRecipe.Arn, '/'), 2), '.'), 1))",
+     {"ImageRecipe": {"Arn": "arn:aws:imagebuilder:us-east-1:123456789012:image-recipe/myrecipe/1.0.0"}}, "1.0",
+     name="nine nested intrinsic functions (AWS example shape)")
 bad_def("States.Format()", name="Format with no arguments is rejected")
 bad_def("States.Format('unterminated)", name="unterminated string literal is rejected")
 bad_def(r"States.Format('bad \n escape')", name="unknown escape is rejected")
@@ -817,6 +820,9 @@ add(F, "Fail CausePath with States.Format",
     one({"Type": "Fail", "Error": "E", "CausePath": "States.Format('this is the error: {}, and this is the cause: {}', $.Error, $.Cause)"}),
     {"Error": "Oops", "Cause": "Because"}, err("E", cause="this is the error: Oops, and this is the cause: Because"))
 add(F, "Fail ErrorPath with States.JsonToString", one({"Type": "Fail", "ErrorPath": "States.JsonToString($.e)"}), {"e": [1]}, err("[1]"))
+add(F, "Fail CausePath with States.UUID", one({"Type": "Fail", "Error": "E", "CausePath": "States.UUID()"}), {}, err("E", cause="00000000-0000-4000-8000-000000000001"))
+add(F, "Fail CausePath with States.Base64Decode", one({"Type": "Fail", "Error": "E", "CausePath": "States.Base64Decode($.b)"}), {"b": "aGk="}, err("E", cause="hi"))
+add(F, "Fail ErrorPath with States.ArrayGetItem", one({"Type": "Fail", "ErrorPath": "States.ArrayGetItem($.l, 1)", "Cause": "c"}), {"l": ["a", "b"]}, err("b", cause="c"))
 add(F, "Fail ErrorPath to a missing field is States.Runtime", one({"Type": "Fail", "ErrorPath": "$.e"}), {}, err("States.Runtime"))
 add(F, "Fail ErrorPath to a number is States.Runtime", one({"Type": "Fail", "ErrorPath": "$.e"}), {"e": 5}, err("States.Runtime"))
 
@@ -972,7 +978,8 @@ rejects("Wait SecondsPath not a reference path", {"StartAt": "A", "States": {"A"
 rejects("Error with ErrorPath", {"StartAt": "A", "States": {"A": {"Type": "Fail", "Error": "E", "ErrorPath": "$.e"}}}, "MUTUALLY_EXCLUSIVE")
 rejects("Cause with CausePath", {"StartAt": "A", "States": {"A": {"Type": "Fail", "Cause": "C", "CausePath": "$.c"}}}, "MUTUALLY_EXCLUSIVE")
 rejects("ErrorPath not a path", {"StartAt": "A", "States": {"A": {"Type": "Fail", "ErrorPath": "oops"}}}, "INVALID_REFERENCE_PATH")
-rejects("CausePath with a bad intrinsic", {"StartAt": "A", "States": {"A": {"Type": "Fail", "CausePath": "States.Format('{}')"}}}, "INVALID_INTRINSIC")
+rejects("CausePath with a bad intrinsic", {"StartAt": "A", "States": {"A": {"Type": "Fail", "CausePath": "States.Format('{}'"}}}, "INVALID_INTRINSIC")
+rejects("CausePath with an intrinsic that does not return a string", {"StartAt": "A", "States": {"A": {"Type": "Fail", "CausePath": "States.Array('a')"}}}, "INVALID_INTRINSIC")
 rejects("TimeoutSeconds with TimeoutSecondsPath", {"StartAt": "A", "States": {"A": {"Type": "Task", "Resource": "r", "TimeoutSeconds": 5, "TimeoutSecondsPath": "$.t", "End": True}}}, "MUTUALLY_EXCLUSIVE")
 rejects("HeartbeatSeconds not below TimeoutSeconds", {"StartAt": "A", "States": {"A": {"Type": "Task", "Resource": "r", "TimeoutSeconds": 5, "HeartbeatSeconds": 5, "End": True}}}, "INVALID_VALUE")
 rejects("TimeoutSeconds zero", {"StartAt": "A", "States": {"A": {"Type": "Task", "Resource": "r", "TimeoutSeconds": 0, "End": True}}}, "INVALID_VALUE")
