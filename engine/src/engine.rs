@@ -1252,9 +1252,14 @@ impl Inner {
     }
 
     fn find_worker(
-        &self,
+        self: &Arc<Self>,
         d: &DispatchRecord,
     ) -> std::result::Result<Arc<dyn TaskWorker>, TaskError> {
+        if d.resource.starts_with(START_EXECUTION) {
+            return Ok(Arc::new(ChildExecutions {
+                inner: Arc::downgrade(self),
+            }));
+        }
         if let Some(name) = &d.function_name
             && let Some(w) = read(&self.functions).get(name)
         {
@@ -1346,6 +1351,125 @@ impl Inner {
     }
 }
 
+/// `arn:aws:states:::states:startExecution` (`.sync`, `.sync:2`, `.waitForTaskToken`): a child
+/// execution of this engine. Without a `Name` the child is named after the invocation id, so a
+/// call remade after a restart finds the same child instead of starting another.
+const START_EXECUTION: &str = "arn:aws:states:::states:startExecution";
+
+struct ChildExecutions {
+    inner: Weak<Inner>,
+}
+
+#[async_trait::async_trait]
+impl TaskWorker for ChildExecutions {
+    async fn invoke(&self, request: TaskRequest) -> std::result::Result<Value, TaskError> {
+        let failed = |cause: String| TaskError::new("States.TaskFailed", cause);
+        let sync = request.resource[START_EXECUTION.len()..].starts_with(".sync");
+        let sync2 = sync && request.resource.ends_with(":2");
+        let sm = request
+            .input
+            .get("StateMachineArn")
+            .and_then(Value::as_str)
+            .ok_or_else(|| failed("Parameters.StateMachineArn is required".into()))?
+            .to_string();
+        let input = match request.input.get("Input") {
+            None => "{}".to_string(),
+            Some(Value::String(s)) => s.clone(),
+            Some(v) => v.to_string(),
+        };
+        let name = request
+            .input
+            .get("Name")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .unwrap_or_else(|| request.invocation_id.clone());
+        let (arn, rx) = {
+            let inner = self
+                .inner
+                .upgrade()
+                .ok_or_else(|| failed("the engine is shutting down".into()))?;
+            let engine = Engine {
+                inner: inner.clone(),
+            };
+            let start = StartExecution {
+                state_machine_arn: sm.clone(),
+                name: Some(name),
+                input: Some(input),
+            };
+            let arn = match engine.start_execution(start).await {
+                Ok(started) => started.execution_arn,
+                Err(Error::ExecutionAlreadyExists(arn)) => arn,
+                Err(e) => {
+                    return Err(TaskError::new(
+                        "StepFunctions.ExecutionDoesNotExistException",
+                        e.to_string(),
+                    ));
+                }
+            };
+            if !sync {
+                let info = engine
+                    .describe_execution(&arn)
+                    .await
+                    .map_err(|e| failed(e.to_string()))?;
+                return Ok(
+                    serde_json::json!({ "ExecutionArn": arn, "StartDate": info.start_date_ms as f64 / 1000.0 }),
+                );
+            }
+            let key = inner.key_of(&arn).map_err(|e| failed(e.to_string()))?;
+            let (tx, rx) = oneshot::channel();
+            lock(&inner.waiters).entry(key).or_default().push(tx);
+            (arn, rx)
+        };
+        // Wait without holding the engine, so a shutdown is not held up by a child.
+        let closed = {
+            let inner = self
+                .inner
+                .upgrade()
+                .ok_or_else(|| failed("the engine is shutting down".into()))?;
+            Engine { inner }
+                .describe_execution(&arn)
+                .await
+                .map_err(|e| failed(e.to_string()))?
+                .status
+                .is_closed()
+        };
+        if !closed {
+            rx.await
+                .map_err(|_| failed("the engine is shutting down".into()))?;
+        }
+        let inner = self
+            .inner
+            .upgrade()
+            .ok_or_else(|| failed("the engine is shutting down".into()))?;
+        let info = Engine { inner }
+            .describe_execution(&arn)
+            .await
+            .map_err(|e| failed(e.to_string()))?;
+        let as_json = |text: &Option<String>| -> Value {
+            match text {
+                Some(t) if sync2 => serde_json::from_str(t).unwrap_or(Value::Null),
+                Some(t) => Value::String(t.clone()),
+                None => Value::Null,
+            }
+        };
+        let described = serde_json::json!({
+            "ExecutionArn": info.execution_arn,
+            "StateMachineArn": info.state_machine_arn,
+            "Name": info.name,
+            "Status": info.status.as_str(),
+            "StartDate": info.start_date_ms as f64 / 1000.0,
+            "StopDate": info.stop_date_ms.map(|d| d as f64 / 1000.0),
+            "Input": as_json(&Some(info.input.clone())),
+            "Output": as_json(&info.output),
+        });
+        if info.status == ExecutionStatus::Succeeded {
+            Ok(described)
+        } else {
+            Err(failed(described.to_string()))
+        }
+    }
+}
+
 fn express_key(arn: &str) -> String {
     format!("~{arn}")
 }
@@ -1394,9 +1518,17 @@ async fn timer_loop(weak: Weak<Inner>) {
                             .drive(&key, Command::TimerFired { timer, due_ms })
                             .await
                         {
-                            Ok(_) | Err(Error::ExecutionDoesNotExist(_)) => {}
+                            Ok(_) | Err(Error::ShuttingDown) => {}
+                            Err(e @ (Error::ExecutionDoesNotExist(_) | Error::Corrupt(_))) => {
+                                // A timer of nothing that can run: drop it, or it fires forever.
+                                tracing::warn!(execution = %key, error = %e, "dropping a timer that cannot fire");
+                                let mut writes = WriteSet::default();
+                                writes.delete_timer(due_ms, &key, timer);
+                                let _ = inner.committer.submit(writes).wait().await;
+                            }
                             Err(e) => {
-                                tracing::warn!(execution = %key, error = %e, "timer could not fire")
+                                tracing::warn!(execution = %key, error = %e, "timer could not fire");
+                                tokio::time::sleep(Duration::from_millis(100)).await;
                             }
                         }
                     }

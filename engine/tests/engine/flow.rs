@@ -164,3 +164,59 @@ async fn map_tolerated_failures_then_threshold_exceeded() {
     let info = h.run(&plain, json!([1])).await;
     assert_eq!(info.error.as_deref(), Some("Nope"));
 }
+
+#[tokio::test]
+async fn start_execution_sync_runs_a_child_and_returns_its_output() {
+    let h = Harness::new().await;
+    let child = h.machine("child", json!({"StartAt": "W", "States": {"W": {"Type": "Wait", "Seconds": 5, "Next": "R"}, "R": {"Type": "Pass", "Parameters": {"got.$": "$.x"}, "End": true}}})).await;
+    let parent = h
+        .machine(
+            "parent",
+            json!({"StartAt": "Call", "States": {
+                "Call": {"Type": "Task", "Resource": "arn:aws:states:::states:startExecution.sync:2",
+                         "Parameters": {"StateMachineArn": child, "Input": {"x.$": "$.v"}},
+                         "OutputPath": "$.Output", "Next": "Fire"},
+                "Fire": {"Type": "Task", "Resource": "arn:aws:states:::states:startExecution",
+                         "Parameters": {"StateMachineArn": child, "Name": "fire-and-forget", "Input": {"x": 0}},
+                         "ResultPath": null, "End": true}
+            }}),
+        )
+        .await;
+    let arn = h.start(&parent, json!({"v": 7})).await;
+    let listed = loop {
+        let page = h
+            .engine
+            .list_executions(
+                ExecutionFilter {
+                    state_machine_arn: child.clone(),
+                    status: None,
+                },
+                PageRequest::default(),
+            )
+            .await
+            .unwrap();
+        if !page.items.is_empty() {
+            break page;
+        }
+        tokio::task::yield_now().await;
+    };
+    h.wait_for(
+        &listed.items[0].execution_arn,
+        HistoryEventType::WaitStateEntered,
+    )
+    .await;
+    h.clock.advance(std::time::Duration::from_secs(5));
+    let info = h.engine.await_execution(&arn).await.unwrap();
+    assert_eq!(info.status, ExecutionStatus::Succeeded, "{info:?}");
+    assert_eq!(output(&info), json!({"got": 7}));
+    let fired = h
+        .engine
+        .describe_execution(
+            &child
+                .replace(":stateMachine:", ":execution:")
+                .replace("child", "child:fire-and-forget"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(fired.status, ExecutionStatus::Running);
+}
