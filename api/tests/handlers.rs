@@ -1,0 +1,690 @@
+//! Every route through `app(state).oneshot(request)`: no socket, a real engine on sled in a temp dir.
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use serde_json::{Value, json};
+use stepyard_api::config::ServerConfig;
+use stepyard_api::{AppState, app};
+use tower::ServiceExt;
+
+struct Harness {
+    state: AppState,
+    _temp: tempfile::TempDir,
+}
+
+impl Harness {
+    async fn new() -> Harness {
+        Harness::with(|_| {}).await
+    }
+
+    async fn with(configure: impl FnOnce(&mut ServerConfig)) -> Harness {
+        let temp = tempfile::tempdir().unwrap();
+        let mut config = ServerConfig::local(temp.path().join("data"));
+        configure(&mut config);
+        let state = AppState::open(config).await.expect("open engine");
+        Harness { state, _temp: temp }
+    }
+
+    async fn send(&self, request: Request<Body>) -> (StatusCode, Value, header::HeaderMap) {
+        let response = app(self.state.clone()).oneshot(request).await.unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()))
+        };
+        (status, body, headers)
+    }
+
+    async fn get(&self, uri: &str) -> (StatusCode, Value) {
+        let (status, body, _) = self
+            .send(Request::get(uri).body(Body::empty()).unwrap())
+            .await;
+        (status, body)
+    }
+
+    async fn delete(&self, uri: &str) -> (StatusCode, Value) {
+        let (status, body, _) = self
+            .send(Request::delete(uri).body(Body::empty()).unwrap())
+            .await;
+        (status, body)
+    }
+
+    async fn post(&self, uri: &str, body: Value) -> (StatusCode, Value) {
+        self.send_json("POST", uri, body).await
+    }
+
+    async fn send_json(&self, method: &str, uri: &str, body: Value) -> (StatusCode, Value) {
+        let (status, body, _) = self
+            .send(
+                Request::builder()
+                    .method(method)
+                    .uri(uri)
+                    .header(header::CONTENT_TYPE, "application/json")
+                    .body(Body::from(body.to_string()))
+                    .unwrap(),
+            )
+            .await;
+        (status, body)
+    }
+
+    async fn aws(&self, operation: &str, body: Value) -> (StatusCode, Value) {
+        let (status, body, headers) = self
+            .send(
+                Request::post("/")
+                    .header("x-amz-target", format!("AWSStepFunctions.{operation}"))
+                    .header(header::CONTENT_TYPE, "application/x-amz-json-1.0")
+                    .body(Body::from(body.to_string()))
+                    .unwrap(),
+            )
+            .await;
+        assert_eq!(
+            headers[header::CONTENT_TYPE],
+            "application/x-amz-json-1.0",
+            "{operation}"
+        );
+        (status, body)
+    }
+
+    async fn create(&self, name: &str, definition: Value, kind: &str) {
+        let (status, body) = self
+            .post(
+                "/v1/state-machines",
+                json!({"name": name, "definition": definition, "type": kind}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+
+    async fn finished(&self, state_machine: &str, execution: &str) -> Value {
+        let arn = self.state.execution_arn(state_machine, execution);
+        self.state.engine().await_execution(&arn).await.unwrap();
+        let (status, body) = self
+            .get(&format!(
+                "/v1/state-machines/{state_machine}/executions/{execution}"
+            ))
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        body
+    }
+}
+
+fn pass_chain(n: usize) -> Value {
+    let mut states = serde_json::Map::new();
+    for i in 0..n {
+        let mut state = json!({"Type": "Pass"});
+        if i + 1 == n {
+            state["End"] = json!(true);
+        } else {
+            state["Next"] = json!(format!("S{}", i + 1));
+        }
+        states.insert(format!("S{i}"), state);
+    }
+    json!({"StartAt": "S0", "States": states})
+}
+
+fn wait_an_hour() -> Value {
+    json!({"StartAt": "Nap", "States": {"Nap": {"Type": "Wait", "Seconds": 3600, "End": true}}})
+}
+
+#[tokio::test]
+async fn state_machine_lifecycle() {
+    let h = Harness::new().await;
+    h.create("m1", pass_chain(2), "STANDARD").await;
+    let (status, body) = h.get("/v1/state-machines/m1").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["name"], "m1");
+    assert_eq!(body["type"], "STANDARD");
+    assert_eq!(body["definition"], pass_chain(2));
+    let first_revision = body["revision_id"].clone();
+
+    // A definition given as a string is taken as AWS takes it.
+    let (status, body) = h
+        .send_json(
+            "PUT",
+            "/v1/state-machines/m1",
+            json!({"definition": pass_chain(3).to_string()}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["definition"], pass_chain(3));
+    assert_ne!(body["revision_id"], first_revision);
+
+    let (status, body) = h
+        .post(
+            "/v1/state-machines",
+            json!({"name": "m1", "definition": pass_chain(1)}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_eq!(body["code"], "StateMachineAlreadyExists");
+
+    let (status, _) = h.delete("/v1/state-machines/m1").await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, body) = h.get("/v1/state-machines/m1").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(body["code"], "StateMachineDoesNotExist");
+}
+
+#[tokio::test]
+async fn list_is_paged_with_next_token() {
+    let h = Harness::new().await;
+    for name in ["a", "b", "c"] {
+        h.create(name, pass_chain(1), "STANDARD").await;
+    }
+    let (status, page1) = h.get("/v1/state-machines?max_results=2").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(page1["state_machines"].as_array().unwrap().len(), 2);
+    let token = page1["next_token"].as_str().expect("next_token").to_owned();
+    let (_, page2) = h
+        .get(&format!(
+            "/v1/state-machines?max_results=2&next_token={token}"
+        ))
+        .await;
+    let mut names: Vec<String> = page1["state_machines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(page2["state_machines"].as_array().unwrap())
+        .map(|m| m["name"].as_str().unwrap().to_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["a", "b", "c"]);
+    assert!(page2.get("next_token").is_none());
+    h.post("/v1/state-machines/a/executions", json!({"name": "e"}))
+        .await;
+    let (status, body) = h
+        .get("/v1/state-machines/a/executions?next_token=garbage")
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["code"], "InvalidNextToken");
+}
+
+#[tokio::test]
+async fn invalid_definition_lists_every_problem_with_its_pointer() {
+    let h = Harness::new().await;
+    let (status, body) = h
+        .post(
+            "/v1/state-machines",
+            json!({"name": "bad", "definition": {
+                "StartAt": "Missing",
+                "States": {
+                    "A": {"Type": "Pass", "Next": "Nowhere"},
+                    "B": {"Type": "Wait", "Seconds": 1, "Timestamp": "2026-01-01T00:00:00Z", "End": true}
+                }
+            }}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(body["code"], "InvalidDefinition");
+    assert_eq!(body["field"], "/definition");
+    let pointers: Vec<&str> = body["details"]["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["pointer"].as_str().unwrap())
+        .collect();
+    for expected in ["/StartAt", "/States/A/Next", "/States/B"] {
+        assert!(
+            pointers.iter().any(|p| p.starts_with(expected)),
+            "{expected} missing from {pointers:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn malformed_requests_get_the_error_body() {
+    let h = Harness::new().await;
+    let (status, body, _) = h
+        .send(
+            Request::post("/v1/state-machines")
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from("{\"name\": "))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["code"], "MalformedJson");
+
+    let (status, body, _) = h
+        .send(
+            Request::post("/v1/state-machines")
+                .header(header::CONTENT_TYPE, "text/plain")
+                .body(Body::from("{}"))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert_eq!(body["code"], "UnsupportedMediaType");
+
+    let (status, body) = h
+        .post(
+            "/v1/state-machines",
+            json!({"name": "x", "definition": pass_chain(1), "colour": "blue"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(body["code"], "InvalidRequestBody");
+    assert!(
+        body["message"].as_str().unwrap().contains("colour"),
+        "{body}"
+    );
+
+    let (status, body) = h
+        .post("/v1/state-machines", json!({"name": 7, "definition": {}}))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(body["field"], "name", "{body}");
+
+    let (status, body) = h
+        .post(
+            "/v1/state-machines",
+            json!({"name": "x", "definition": pass_chain(1), "type": "FAST"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(body["field"], "/type");
+
+    let (status, body) = h
+        .post(
+            "/v1/state-machines",
+            json!({"name": "has space", "definition": pass_chain(1)}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["code"], "InvalidName");
+}
+
+#[tokio::test]
+async fn oversize_bodies_are_413_with_the_error_body() {
+    let h = Harness::with(|config| config.max_body_bytes = 1024).await;
+    let big = "x".repeat(4096);
+    let (status, body) = h
+        .post(
+            "/v1/state-machines",
+            json!({"name": "big", "definition": {"Comment": big}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(body["code"], "PayloadTooLarge");
+}
+
+#[tokio::test]
+async fn executions_start_run_list_and_tell_their_history() {
+    let h = Harness::new().await;
+    h.create("chain", pass_chain(3), "STANDARD").await;
+    let (status, started) = h
+        .post(
+            "/v1/state-machines/chain/executions",
+            json!({"name": "run-1", "input": {"n": 1}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{started}");
+    assert!(started["arn"].as_str().unwrap().ends_with(":chain:run-1"));
+    let done = h.finished("chain", "run-1").await;
+    assert_eq!(done["status"], "SUCCEEDED");
+    assert_eq!(done["output"], json!({"n": 1}));
+    assert_eq!(done["input"], json!({"n": 1}));
+
+    // An empty body starts with `{}` and a generated name.
+    let (status, body, _) = h
+        .send(
+            Request::post("/v1/state-machines/chain/executions")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+
+    let (status, list) = h
+        .get("/v1/state-machines/chain/executions?status=SUCCEEDED")
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        list["executions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["name"] == "run-1")
+    );
+    let (status, body) = h
+        .get("/v1/state-machines/chain/executions?status=SLEEPING")
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["field"], "status");
+
+    let (status, history) = h
+        .get("/v1/state-machines/chain/executions/run-1/history?max_results=3")
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let events = history["events"].as_array().unwrap();
+    assert_eq!(events.len(), 3);
+    assert_eq!(events[0]["type"], "ExecutionStarted");
+    assert_eq!(events[1]["type"], "PassStateEntered");
+    assert_eq!(events[1]["details"]["name"], "S0");
+    let token = history["next_token"].as_str().unwrap();
+    let (_, rest) = h
+        .get(&format!(
+            "/v1/state-machines/chain/executions/run-1/history?next_token={token}"
+        ))
+        .await;
+    let rest = rest["events"].as_array().unwrap();
+    assert_eq!(rest.first().unwrap()["id"], 4);
+    assert_eq!(rest.last().unwrap()["type"], "ExecutionSucceeded");
+
+    let (status, body) = h.get("/v1/state-machines/chain/executions/nope").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(body["code"], "ExecutionDoesNotExist");
+    let (status, body) = h
+        .post("/v1/state-machines/missing/executions", json!({}))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(body["code"], "StateMachineDoesNotExist");
+}
+
+#[tokio::test]
+async fn stop_redrive_and_conflicts() {
+    let h = Harness::new().await;
+    h.create("sleepy", wait_an_hour(), "STANDARD").await;
+    let (status, _) = h
+        .post(
+            "/v1/state-machines/sleepy/executions",
+            json!({"name": "s1", "input": {"a": 1}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, body) = h
+        .post(
+            "/v1/state-machines/sleepy/executions",
+            json!({"name": "s1", "input": {"a": 2}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_eq!(body["code"], "ExecutionAlreadyExists");
+
+    let (status, body) = h
+        .post(
+            "/v1/state-machines/sleepy/executions/s1/stop",
+            json!({"error": "Ops.Stop", "cause": "maintenance"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let done = h.finished("sleepy", "s1").await;
+    assert_eq!(done["status"], "ABORTED");
+    assert_eq!(done["error"], "Ops.Stop");
+    assert_eq!(done["cause"], "maintenance");
+
+    h.create("ok", pass_chain(1), "STANDARD").await;
+    h.post("/v1/state-machines/ok/executions", json!({"name": "fine"}))
+        .await;
+    h.finished("ok", "fine").await;
+    let (status, body) = h
+        .post("/v1/state-machines/ok/executions/fine/redrive", json!({}))
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["code"], "ExecutionNotRedrivable");
+}
+
+#[tokio::test]
+async fn sync_start_of_express_returns_the_output() {
+    let h = Harness::new().await;
+    h.create(
+        "quick",
+        json!({"StartAt": "P", "States": {"P": {"Type": "Pass", "Result": {"done": true}, "End": true}}}),
+        "EXPRESS",
+    )
+    .await;
+    let (status, body) = h
+        .post(
+            "/v1/state-machines/quick/executions/sync",
+            json!({"input": {"x": 1}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["status"], "SUCCEEDED");
+    assert_eq!(body["output"], json!({"done": true}));
+}
+
+#[tokio::test]
+async fn activities_and_task_tokens() {
+    let h = Harness::new().await;
+    let (status, activity) = h.post("/v1/activities", json!({"name": "approve"})).await;
+    assert_eq!(status, StatusCode::CREATED, "{activity}");
+    let arn = activity["arn"].as_str().unwrap().to_owned();
+    let (status, _) = h.get("/v1/activities/approve").await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, list) = h.get("/v1/activities").await;
+    assert_eq!(list["activities"][0]["name"], "approve");
+
+    let (status, _) = h
+        .post("/v1/activities/approve/poll?wait_seconds=0", json!({}))
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, body) = h
+        .post("/v1/activities/approve/poll?wait_seconds=61", json!({}))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["field"], "wait_seconds");
+
+    h.create(
+        "needs-approval",
+        json!({"StartAt": "Ask", "States": {"Ask": {"Type": "Task", "Resource": arn, "HeartbeatSeconds": 600, "End": true}}}),
+        "STANDARD",
+    )
+    .await;
+    h.post(
+        "/v1/state-machines/needs-approval/executions",
+        json!({"name": "e1", "input": {"amount": 5}}),
+    )
+    .await;
+    let (status, task) = h
+        .post("/v1/activities/approve/poll?wait_seconds=30", json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{task}");
+    assert_eq!(task["input"], json!({"amount": 5}));
+    let token = task["task_token"].as_str().unwrap();
+    let (status, body) = h
+        .post("/v1/task-tokens/heartbeat", json!({"task_token": token}))
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    let (status, body) = h
+        .post(
+            "/v1/task-tokens/success",
+            json!({"task_token": token, "output": {"approved": true}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    let done = h.finished("needs-approval", "e1").await;
+    assert_eq!(done["output"], json!({"approved": true}));
+
+    let (status, body) = h
+        .post(
+            "/v1/task-tokens/failure",
+            json!({"task_token": "not-a-token", "error": "X"}),
+        )
+        .await;
+    assert!(status.is_client_error(), "{status} {body}");
+    assert!(["InvalidToken", "TaskDoesNotExist"].contains(&body["code"].as_str().unwrap()));
+
+    let (status, _) = h.delete("/v1/activities/approve").await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, body) = h.get("/v1/activities/approve").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(body["code"], "ActivityDoesNotExist");
+}
+
+#[tokio::test]
+async fn aws_protocol_errors_and_shapes() {
+    let h = Harness::new().await;
+    let (status, body) = h.aws("ListStateMachines", json!({})).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body, json!({"stateMachines": []}));
+
+    let (status, body) = h
+        .aws(
+            "CreateStateMachine",
+            json!({"name": "aws1", "definition": pass_chain(2).to_string(), "roleArn": "arn:aws:iam::123456789012:role/r"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let arn = body["stateMachineArn"].as_str().unwrap().to_owned();
+    assert!(body["creationDate"].is_f64() || body["creationDate"].is_u64());
+
+    let (status, body) = h
+        .aws(
+            "StartExecution",
+            json!({"stateMachineArn": arn, "name": "x1", "input": "{\"k\": 1}"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let execution = body["executionArn"].as_str().unwrap().to_owned();
+    h.state.engine().await_execution(&execution).await.unwrap();
+    let (_, described) = h
+        .aws("DescribeExecution", json!({"executionArn": execution}))
+        .await;
+    assert_eq!(described["status"], "SUCCEEDED");
+    assert_eq!(described["output"], "{\"k\":1}");
+
+    let (status, body) = h
+        .aws("DescribeStateMachine", json!({"stateMachineArn": "nope"}))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["__type"], "InvalidArn");
+
+    let (status, body) = h
+        .aws(
+            "CreateStateMachine",
+            json!({"name": "bad", "definition": "{\"StartAt\": \"X\", \"States\": {}}", "roleArn": "r"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["__type"], "InvalidDefinition");
+
+    let (status, body) = h.aws("NoSuchThing", json!({})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["__type"], "UnknownOperationException");
+
+    let (status, body) = h.aws("StartExecution", json!({"stateMachineArn": 5})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["__type"], "ValidationException");
+
+    let (status, body, _) = h
+        .send(
+            Request::post("/")
+                .header("x-amz-target", "AWSStepFunctions.ListStateMachines")
+                .body(Body::from("{not json"))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["__type"], "SerializationException");
+
+    let (status, body, _) = h
+        .send(Request::post("/").body(Body::from("{}")).unwrap())
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["__type"], "MissingTargetException");
+}
+
+#[tokio::test]
+async fn test_state_evaluates_one_state() {
+    let h = Harness::new().await;
+    let (status, body) = h
+        .aws(
+            "TestState",
+            json!({
+                "definition": json!({"Type": "Pass", "Parameters": {"sum.$": "States.MathAdd($.a, $.b)"}, "Next": "After"}).to_string(),
+                "input": "{\"a\": 2, \"b\": 3}",
+            }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["status"], "SUCCEEDED");
+    assert_eq!(body["nextState"], "After");
+    assert_eq!(body["output"], "{\"sum\":5}");
+
+    let (_, body) = h
+        .aws(
+            "TestState",
+            json!({
+                "definition": json!({"Type": "Choice", "Choices": [{"Variable": "$.n", "NumericGreaterThan": 10, "Next": "Big"}], "Default": "Small"}).to_string(),
+                "input": "{\"n\": 11}",
+            }),
+        )
+        .await;
+    assert_eq!(body["nextState"], "Big");
+
+    let (_, body) = h
+        .aws(
+            "TestState",
+            json!({"definition": json!({"Type": "Fail", "Error": "E", "Cause": "C"}).to_string()}),
+        )
+        .await;
+    assert_eq!(body["status"], "FAILED");
+    assert_eq!(body["error"], "E");
+}
+
+#[tokio::test]
+async fn bearer_tokens_guard_the_native_api() {
+    let h = Harness::with(|config| config.auth_tokens = vec!["sekrit".into()]).await;
+    let (status, body) = h.get("/v1/state-machines").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(body["code"], "Unauthorized");
+    let (status, _, _) = h
+        .send(
+            Request::get("/v1/state-machines")
+                .header(header::AUTHORIZATION, "Bearer sekrit")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    // Health stays open for probes.
+    let (status, _) = h.get("/healthz").await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn rate_limit_answers_429_with_the_error_body() {
+    let h = Harness::with(|config| config.rate_limit_per_second = 2).await;
+    let mut statuses = Vec::new();
+    for _ in 0..3 {
+        statuses.push(h.get("/v1/state-machines").await);
+    }
+    assert_eq!(statuses[0].0, StatusCode::OK);
+    assert_eq!(statuses[1].0, StatusCode::OK);
+    assert_eq!(statuses[2].0, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(statuses[2].1["code"], "TooManyRequests");
+}
+
+#[tokio::test]
+async fn request_id_is_echoed_and_metrics_count_requests() {
+    let h = Harness::new().await;
+    let (_, _, headers) = h
+        .send(
+            Request::get("/healthz")
+                .header("x-request-id", "my-id-1")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(headers["x-request-id"], "my-id-1");
+    let (_, _, headers) = h
+        .send(Request::get("/healthz").body(Body::empty()).unwrap())
+        .await;
+    assert!(!headers["x-request-id"].is_empty());
+    let (status, body) = h.get("/metrics").await;
+    assert_eq!(status, StatusCode::OK);
+    let text = body.as_str().unwrap();
+    assert!(
+        text.contains(
+            "stepyard_http_requests_total{method=\"GET\",route=\"/healthz\",status=\"200\"}"
+        ),
+        "{text}"
+    );
+}
