@@ -1478,3 +1478,181 @@ impl<'a> Step<'a> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The transition function on canned inputs: no store, no runtime.
+
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    use super::*;
+
+    struct Counter(AtomicU64);
+    impl IdGenerator for Counter {
+        fn new_id(&self) -> String {
+            format!("id-{}", self.0.fetch_add(1, Ordering::SeqCst))
+        }
+    }
+
+    fn record(input: &str) -> ExecutionRecord {
+        ExecutionRecord {
+            key: "sm:e".into(),
+            arn: "arn:aws:states:us-east-1:1:execution:sm:e".into(),
+            sm_name: "sm".into(),
+            sm_arn: "arn:aws:states:us-east-1:1:stateMachine:sm".into(),
+            revision_id: "r".into(),
+            role_arn: "role".into(),
+            name: "e".into(),
+            input: input.into(),
+            status: ExecutionStatus::Running,
+            output: None,
+            error: None,
+            cause: None,
+            start_ms: 0,
+            stop_ms: None,
+            redrive_count: 0,
+            redrive_ms: None,
+            seq: 1,
+            rt: Runtime::default(),
+        }
+    }
+
+    fn run(
+        rec: &mut ExecutionRecord,
+        def: &StateMachine,
+        command: Command,
+        now_ms: u64,
+    ) -> Transition {
+        let ids = Counter(AtomicU64::new(0));
+        let scope = ArnScope {
+            region: "us-east-1".into(),
+            account: "1".into(),
+        };
+        let seq = || 7;
+        let ctx = Ctx {
+            now_ms,
+            ids: &ids,
+            scope: &scope,
+            history: true,
+            uses_context: true,
+            max_payload_bytes: 1024,
+            next_seq: &seq,
+        };
+        apply(rec, def, command, &ctx)
+    }
+
+    fn kinds(t: &Transition) -> Vec<&'static str> {
+        t.events.iter().map(|e| e.kind.as_str()).collect()
+    }
+
+    #[test]
+    fn a_task_is_scheduled_then_answered_once() {
+        let def = asl::parse(r#"{"StartAt":"T","States":{"T":{"Type":"Task","Resource":"arn:aws:states:::sns:publish","TimeoutSeconds":9,"End":true}}}"#).unwrap();
+        let mut rec = record(r#"{"m":1}"#);
+        let t = run(&mut rec, &def, Command::Start, 100);
+        assert_eq!(
+            kinds(&t),
+            [
+                "ExecutionStarted",
+                "TaskStateEntered",
+                "TaskScheduled",
+                "TaskStarted"
+            ]
+        );
+        let dispatch = t.effects.iter().find_map(|e| match e {
+            Effect::Dispatch(d) => Some(d.clone()),
+            _ => None,
+        });
+        let dispatch = dispatch.expect("a dispatch");
+        assert_eq!(dispatch.input, json!({"m": 1}));
+        assert!(
+            t.effects
+                .iter()
+                .any(|e| matches!(e, Effect::TimerArmed { due_ms: 9100, .. }))
+        );
+        // A stale answer changes nothing.
+        let stale = run(
+            &mut rec,
+            &def,
+            Command::WorkerAnswered {
+                thread: dispatch.thread,
+                invocation_id: "other".into(),
+                result: Ok(json!(1)),
+            },
+            200,
+        );
+        assert!(stale.unchanged && stale.events.is_empty());
+        let done = run(
+            &mut rec,
+            &def,
+            Command::WorkerAnswered {
+                thread: dispatch.thread,
+                invocation_id: dispatch.invocation_id.clone(),
+                result: Ok(json!({"ok": 1})),
+            },
+            300,
+        );
+        assert_eq!(
+            kinds(&done),
+            ["TaskSucceeded", "TaskStateExited", "ExecutionSucceeded"]
+        );
+        assert_eq!(rec.status, ExecutionStatus::Succeeded);
+        assert!(rec.rt.timers.is_empty(), "the timeout timer is cancelled");
+        assert!(done.effects.iter().any(|e| matches!(e, Effect::Finished)));
+        // The same answer again: nothing.
+        let again = run(
+            &mut rec,
+            &def,
+            Command::WorkerAnswered {
+                thread: dispatch.thread,
+                invocation_id: dispatch.invocation_id,
+                result: Ok(json!({})),
+            },
+            400,
+        );
+        assert!(again.events.is_empty());
+        assert_eq!(rec.rt.last_event, 7);
+    }
+
+    #[test]
+    fn a_stale_timer_only_deletes_its_key() {
+        let def =
+            asl::parse(r#"{"StartAt":"W","States":{"W":{"Type":"Wait","Seconds":1,"End":true}}}"#)
+                .unwrap();
+        let mut rec = record("{}");
+        run(&mut rec, &def, Command::Start, 0);
+        let stale = run(
+            &mut rec,
+            &def,
+            Command::TimerFired {
+                timer: 99,
+                due_ms: 5,
+            },
+            10,
+        );
+        assert!(stale.unchanged);
+        assert!(!stale.writes.is_empty());
+        let fired = run(
+            &mut rec,
+            &def,
+            Command::TimerFired {
+                timer: 0,
+                due_ms: 1000,
+            },
+            1000,
+        );
+        assert_eq!(kinds(&fired), ["WaitStateExited", "ExecutionSucceeded"]);
+    }
+
+    #[test]
+    fn the_context_object_reaches_parameters() {
+        let def = asl::parse(r#"{"StartAt":"P","States":{"P":{"Type":"Pass","Parameters":{"id.$":"$$.Execution.Id","state.$":"$$.State.Name","start.$":"$$.Execution.StartTime"},"End":true}}}"#).unwrap();
+        let mut rec = record("{}");
+        run(&mut rec, &def, Command::Start, 0);
+        let out: Value = serde_json::from_str(rec.output.as_deref().unwrap()).unwrap();
+        assert_eq!(
+            out,
+            json!({"id": rec.arn, "state": "P", "start": "1970-01-01T00:00:00.000Z"})
+        );
+    }
+}

@@ -523,3 +523,97 @@ async fn run_committer(store: SledStore, mut rx: mpsc::UnboundedReceiver<CommitR
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::Value;
+
+    use super::*;
+    use crate::history::HistoryEventType;
+
+    fn event(id: u64) -> HistoryEvent {
+        HistoryEvent {
+            id,
+            previous_event_id: id - 1,
+            timestamp_ms: id,
+            kind: HistoryEventType::PassStateEntered,
+            details: Value::Null,
+        }
+    }
+
+    async fn commit(committer: &Committer, writes: WriteSet) {
+        committer.submit(writes).wait().await.expect("commit");
+    }
+
+    #[tokio::test]
+    async fn history_pages_across_chunks_both_ways() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(dir.path()).unwrap();
+        let (committer, _task) = Committer::start(store.clone());
+        // Chunks of 3, 1 and 4 events, and a neighbour execution that must not leak in.
+        for chunk in [vec![1, 2, 3], vec![4], vec![5, 6, 7, 8]] {
+            let mut w = WriteSet::default();
+            w.append_history("sm:a", &chunk.into_iter().map(event).collect::<Vec<_>>());
+            commit(&committer, w).await;
+        }
+        let mut w = WriteSet::default();
+        w.append_history("sm:ab", &[event(1)]);
+        commit(&committer, w).await;
+        let ids = |v: Vec<HistoryEvent>| v.into_iter().map(|e| e.id).collect::<Vec<_>>();
+        assert_eq!(
+            ids(store.history("sm:a", None, false, 100).unwrap()),
+            [1, 2, 3, 4, 5, 6, 7, 8]
+        );
+        assert_eq!(
+            ids(store.history("sm:a", Some(2), false, 3).unwrap()),
+            [3, 4, 5]
+        );
+        assert_eq!(
+            ids(store.history("sm:a", Some(5), false, 100).unwrap()),
+            [6, 7, 8]
+        );
+        assert_eq!(
+            ids(store.history("sm:a", None, true, 3).unwrap()),
+            [8, 7, 6]
+        );
+        assert_eq!(
+            ids(store.history("sm:a", Some(5), true, 100).unwrap()),
+            [4, 3, 2, 1]
+        );
+        assert_eq!(ids(store.history("sm:ab", None, false, 100).unwrap()), [1]);
+    }
+
+    #[tokio::test]
+    async fn timers_come_out_in_due_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(dir.path()).unwrap();
+        let (committer, _task) = Committer::start(store.clone());
+        let mut w = WriteSet::default();
+        for (due, timer) in [(300u64, 1u64), (100, 2), (256, 3), (100, 1)] {
+            w.put_timer(&TimerRecord {
+                due_ms: due,
+                exec_key: format!("sm:e{timer}"),
+                timer,
+            });
+        }
+        commit(&committer, w).await;
+        let due: Vec<(u64, u64)> = store
+            .due_timers(256, 10)
+            .unwrap()
+            .iter()
+            .map(|t| (t.due_ms, t.timer))
+            .collect();
+        assert_eq!(due, [(100, 1), (100, 2), (256, 3)]);
+        assert_eq!(store.next_due_after(256).unwrap(), Some(300));
+        let mut w = WriteSet::default();
+        w.delete_timer(300, "sm:e1", 1);
+        commit(&committer, w).await;
+        assert_eq!(store.next_due_after(256).unwrap(), None);
+    }
+
+    #[test]
+    fn unknown_record_formats_are_refused() {
+        assert!(matches!(decode::<u32>(b"\x02{}"), Err(Error::Corrupt(_))));
+        assert_eq!(decode::<u32>(&encode(&7u32)).unwrap(), 7);
+    }
+}
