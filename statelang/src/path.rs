@@ -48,6 +48,25 @@ impl fmt::Display for PathError {
 /// pathological definitions from costing much.
 const MAX_PATH_LEN: usize = 10_000;
 
+/// Deepest bracket/parenthesis nesting handed to the query parser, whose recursion
+/// would otherwise grow with the input.
+const MAX_QUERY_NESTING: usize = 32;
+
+fn nesting_depth(text: &str) -> usize {
+    let (mut depth, mut max) = (0usize, 0usize);
+    for c in text.chars() {
+        match c {
+            '(' | '[' => {
+                depth += 1;
+                max = max.max(depth);
+            }
+            ')' | ']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    max
+}
+
 impl Path {
     /// `$`: the whole input.
     pub fn root() -> Path {
@@ -70,6 +89,11 @@ impl Path {
                 context,
                 compiled: Compiled::Simple(segments),
             });
+        }
+        if nesting_depth(rest) > MAX_QUERY_NESTING {
+            return Err(PathError(format!(
+                "'{source}' nests brackets or parentheses more than {MAX_QUERY_NESTING} deep"
+            )));
         }
         let query_text = format!("${rest}");
         match jsonpath_rust::parser::parse_json_path(&query_text) {
@@ -354,6 +378,14 @@ mod tests {
         assert!(Path::parse_reference("$..a").is_err());
         assert!(Path::parse_reference("a.b").is_err());
         assert!(Path::parse_reference("$.a[0].b").is_ok());
+    }
+
+    #[test]
+    fn deeply_nested_queries_are_rejected_before_the_query_parser() {
+        let deep = format!("$[?{}@.a{}]", "(".repeat(40), ")".repeat(40));
+        let error = Path::parse(&deep).unwrap_err();
+        assert!(error.0.contains("nests"), "{error}");
+        assert!(Path::parse("$.a[?(@.b > 1)]").is_ok());
     }
 
     #[test]

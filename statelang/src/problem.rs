@@ -33,6 +33,8 @@ impl fmt::Display for Problem {
     }
 }
 
+impl std::error::Error for Problem {}
+
 macro_rules! problem_codes {
     ($($variant:ident => $text:literal, $doc:literal;)*) => {
         /// Stable problem codes. `Display` gives the SCREAMING_SNAKE spelling, which
