@@ -24,6 +24,17 @@ pub enum Command {
     Serve(ServeArgs),
     /// Check an ASL definition: print every problem (JSON Pointer, code, message); exit 1 if any.
     Validate(ValidateArgs),
+    /// Run a definition to completion in-process and print the result as JSON.
+    Run(RunArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The definition file (JSON), or `-` for standard input.
+    pub file: PathBuf,
+    /// The execution's input as JSON [default: {}].
+    #[arg(long, default_value = "{}")]
+    pub input: String,
 }
 
 #[derive(Debug, Args)]
@@ -79,7 +90,80 @@ pub fn main() -> ExitCode {
     match cli.command {
         Command::Serve(args) => serve(args),
         Command::Validate(args) => validate(args),
+        Command::Run(args) => run(args),
     }
+}
+
+/// Exit code 0 when the execution SUCCEEDED, 1 when it ended otherwise, 2 when it could not start.
+fn run(args: RunArgs) -> ExitCode {
+    let definition = match read_input(&args.file) {
+        Ok(text) => text,
+        Err(err) => {
+            eprintln!("stepyard: cannot read {}: {err}", args.file.display());
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("stepyard: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run_once(definition, args.input)) {
+        Ok(result) => {
+            println!("{result:#}");
+            if result["status"] == "SUCCEEDED" {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Err(err) => {
+            eprintln!("stepyard: {err}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn run_once(definition: String, input: String) -> anyhow::Result<serde_json::Value> {
+    use stepyard_engine::{CreateStateMachine, Engine, EngineConfig, StartExecution};
+    // A throwaway store: `run` is for trying a definition, not for keeping its execution.
+    let temp = tempfile::tempdir()?;
+    let engine = Engine::open(EngineConfig::new(temp.path().join("data"))).await?;
+    let result = async {
+        let machine = engine
+            .create_state_machine(CreateStateMachine {
+                name: "run".into(),
+                definition,
+                ..CreateStateMachine::default()
+            })
+            .await?;
+        let started = engine
+            .start_execution(StartExecution {
+                state_machine_arn: machine.arn,
+                name: Some("run".into()),
+                input: Some(input),
+            })
+            .await?;
+        let info = engine.await_execution(&started.execution_arn).await?;
+        let output = info
+            .output
+            .as_deref()
+            .map(|text| {
+                serde_json::from_str(text).unwrap_or(serde_json::Value::String(text.into()))
+            })
+            .unwrap_or(serde_json::Value::Null);
+        Ok::<_, stepyard_engine::Error>(serde_json::json!({
+            "status": info.status.as_str(),
+            "output": output,
+            "error": info.error,
+            "cause": info.cause,
+        }))
+    }
+    .await;
+    engine.shutdown().await?;
+    Ok(result?)
 }
 
 fn read_input(path: &std::path::Path) -> std::io::Result<String> {

@@ -85,3 +85,38 @@ fn validate_of_a_missing_file_is_a_clear_error() {
     assert_eq!(code, 2);
     assert!(stderr.contains("/nonexistent/x.json"), "{stderr}");
 }
+
+#[test]
+fn run_prints_the_result_like_describe_execution() {
+    let definition = r#"{
+      "StartAt": "Add",
+      "States": {
+        "Add": {"Type": "Pass", "Parameters": {"sum.$": "States.MathAdd($.a, $.b)"}, "Next": "Big?"},
+        "Big?": {"Type": "Choice", "Choices": [{"Variable": "$.sum", "NumericGreaterThan": 10, "Next": "Big"}], "Default": "Small"},
+        "Big": {"Type": "Fail", "Error": "TooBig", "Cause": "sum over 10"},
+        "Small": {"Type": "Succeed"}
+      }
+    }"#;
+    let (code, stdout, stderr) = stepyard(
+        &["run", "-", "--input", r#"{"a": 2, "b": 3}"#],
+        Some(definition),
+    );
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    let result: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(result["status"], "SUCCEEDED");
+    assert_eq!(result["output"], serde_json::json!({"sum": 5}));
+
+    let (code, stdout, _) = stepyard(
+        &["run", "-", "--input", r#"{"a": 20, "b": 3}"#],
+        Some(definition),
+    );
+    assert_eq!(code, 1);
+    let result: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(result["status"], "FAILED");
+    assert_eq!(result["error"], "TooBig");
+    assert_eq!(result["cause"], "sum over 10");
+
+    let (code, _, stderr) = stepyard(&["run", "-"], Some(r#"{"StartAt": "Nope", "States": {}}"#));
+    assert_eq!(code, 2);
+    assert!(stderr.contains("StartAt"), "{stderr}");
+}
