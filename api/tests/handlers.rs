@@ -688,3 +688,20 @@ async fn request_id_is_echoed_and_metrics_count_requests() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn sync_start_of_a_standard_machine_is_refused() {
+    let h = Harness::new().await;
+    h.create("durable", pass_chain(1), "STANDARD").await;
+    let (status, body) = h
+        .post("/v1/state-machines/durable/executions/sync", json!({}))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["code"], "StateMachineTypeNotSupported");
+    let arn = h.state.state_machine_arn("durable");
+    let (status, body) = h
+        .aws("StartSyncExecution", json!({"stateMachineArn": arn}))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["__type"], "StateMachineTypeNotSupported");
+}

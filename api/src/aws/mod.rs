@@ -81,6 +81,7 @@ impl From<EngineError> for AwsError {
             EngineError::ActivityAlreadyExists(_) => "ActivityAlreadyExists",
             EngineError::DataLimitExceeded(_) => "ValidationException",
             EngineError::ValidationException(_) => "ValidationException",
+            EngineError::StateMachineTypeNotSupported(_) => "StateMachineTypeNotSupported",
             EngineError::InvalidNextToken(_) => "InvalidToken",
             EngineError::ShuttingDown => {
                 return AwsError::new(
@@ -89,7 +90,8 @@ impl From<EngineError> for AwsError {
                     "the server is shutting down",
                 );
             }
-            _ => {
+            // Listed, not matched with `_`, so a new engine error has to be mapped here.
+            EngineError::StoreLocked { .. } | EngineError::Store(_) | EngineError::Corrupt(_) => {
                 tracing::error!(error = %err, "internal error in an AWS operation");
                 return AwsError::new(
                     StatusCode::INTERNAL_SERVER_ERROR,

@@ -62,9 +62,13 @@ impl From<EngineError> for ApiError {
             E::InvalidOutput(_) => (StatusCode::BAD_REQUEST, "InvalidOutput"),
             E::InvalidNextToken(_) => (StatusCode::BAD_REQUEST, "InvalidNextToken"),
             E::ValidationException(_) => (StatusCode::BAD_REQUEST, "ValidationError"),
+            E::StateMachineTypeNotSupported(_) => {
+                (StatusCode::BAD_REQUEST, "StateMachineTypeNotSupported")
+            }
             E::DataLimitExceeded(_) => (StatusCode::PAYLOAD_TOO_LARGE, "DataLimitExceeded"),
             E::ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, "ShuttingDown"),
-            _ => return ApiError::internal(err),
+            // Listed, not matched with `_`, so a new engine error has to be mapped here.
+            E::StoreLocked { .. } | E::Store(_) | E::Corrupt(_) => return ApiError::internal(err),
         };
         ApiError::new(status, code, message)
     }
