@@ -1,1 +1,3 @@
 //! Worker implementations (functions, containers, notifications) behind the engine's traits.
+
+pub mod containers;
