@@ -129,14 +129,16 @@ fn apply_input_path<'a>(
         Some(path) if path.is_root() => Ok(Cow::Borrowed(input)),
         Some(path) => path
             .select(input, context)
-            .ok_or_else(|| missing_path(path, input, "InputPath")),
+            .ok_or_else(|| missing_path(path)),
     }
 }
 
-fn missing_path(path: &Path, input: &Value, field: &str) -> StatesError {
+/// AWS's cause for a path that selects nothing, e.g.
+/// `Invalid path '$.a' : No results for path: $['a']`.
+fn missing_path(path: &Path) -> StatesError {
     StatesError::runtime(format!(
-        "Invalid path '{path}' : No results for path: {field} '{path}' in the input '{}'",
-        truncate(&input.to_string())
+        "Invalid path '{path}' : No results for path: {}",
+        path.normalized()
     ))
 }
 
@@ -145,19 +147,14 @@ fn apply_output_path(io: &IoPaths, output: Value, context: &Value) -> Result<Val
     match &io.output_path {
         None => Ok(Value::Object(Map::new())),
         Some(path) if path.is_root() => Ok(output),
-        Some(path) => select_required(path, &output, context, "OutputPath"),
+        Some(path) => select_required(path, &output, context),
     }
 }
 
-fn select_required(
-    path: &Path,
-    input: &Value,
-    context: &Value,
-    field: &str,
-) -> Result<Value, StatesError> {
+fn select_required(path: &Path, input: &Value, context: &Value) -> Result<Value, StatesError> {
     path.select(input, context)
         .map(|v| v.into_owned())
-        .ok_or_else(|| missing_path(path, input, field))
+        .ok_or_else(|| missing_path(path))
 }
 
 /// Places `result` into `state_input` at `result_path`.
@@ -224,7 +221,7 @@ fn resolve_u64(
         None => Ok(None),
         Some(NumberOrPath::Value(v)) => Ok(Some(*v)),
         Some(NumberOrPath::Path(path)) => {
-            let v = select_required(path, input, context, field)?;
+            let v = select_required(path, input, context)?;
             v.as_u64().map(Some).ok_or_else(|| {
                 StatesError::runtime(format!(
                     "The value at {field} '{path}' must be a non-negative integer, got {}",
@@ -245,7 +242,7 @@ fn resolve_f64(
         None => Ok(None),
         Some(NumberOrPath::Value(v)) => Ok(Some(*v)),
         Some(NumberOrPath::Path(path)) => {
-            let v = select_required(path, input, context, field)?;
+            let v = select_required(path, input, context)?;
             match v.as_f64() {
                 Some(f) if (0.0..=100.0).contains(&f) => Ok(Some(f)),
                 _ => Err(StatesError::runtime(format!(
@@ -267,7 +264,7 @@ fn fail_text(
     let value = match text {
         None => return Ok(None),
         Some(FailText::Literal(s)) => return Ok(Some(s.clone())),
-        Some(FailText::Path(path)) => select_required(path, input, context, field)?,
+        Some(FailText::Path(path)) => select_required(path, input, context)?,
         Some(FailText::Call(call)) => intrinsic::evaluate(call, input, context, env)?,
     };
     match value {
@@ -357,7 +354,7 @@ fn enter_inner(
                 WaitFor::Seconds(s) => WaitUntil::Seconds(*s),
                 WaitFor::Timestamp(t) => WaitUntil::Timestamp(*t),
                 WaitFor::SecondsPath(path) => {
-                    let v = select_required(path, &effective, context, "SecondsPath")?;
+                    let v = select_required(path, &effective, context)?;
                     match v.as_u64() {
                         Some(s) => WaitUntil::Seconds(s),
                         None => {
@@ -369,7 +366,7 @@ fn enter_inner(
                     }
                 }
                 WaitFor::TimestampPath(path) => {
-                    let v = select_required(path, &effective, context, "TimestampPath")?;
+                    let v = select_required(path, &effective, context)?;
                     match v.as_str().and_then(parse_timestamp) {
                         Some(t) => WaitUntil::Timestamp(t),
                         None => {
@@ -426,7 +423,7 @@ fn enter_inner(
                 None => 0,
                 Some(NumberOrPath::Value(v)) => *v,
                 Some(NumberOrPath::Path(path)) => {
-                    let v = select_required(path, &effective, context, "MaxConcurrencyPath")?;
+                    let v = select_required(path, &effective, context)?;
                     v.as_u64()
                         .and_then(|n| u32::try_from(n).ok())
                         .ok_or_else(|| {

@@ -167,6 +167,30 @@ impl Path {
         }
     }
 
+    /// The path in Jayway's normalized bracket form (`$['a'][0]`), as AWS prints it in
+    /// error causes; query paths are returned as written.
+    pub fn normalized(&self) -> String {
+        let Compiled::Simple(segments) = &self.compiled else {
+            return self.source.clone();
+        };
+        let mut out = String::from(if self.context { "$$" } else { "$" });
+        for segment in segments {
+            match segment {
+                Segment::Field(name) => {
+                    out.push_str("['");
+                    out.push_str(&name.replace('\\', "\\\\").replace('\'', "\\'"));
+                    out.push_str("']");
+                }
+                Segment::Index(i) => {
+                    out.push('[');
+                    out.push_str(&i.to_string());
+                    out.push(']');
+                }
+            }
+        }
+        out
+    }
+
     /// Places `value` at this reference path inside `target` (ResultPath semantics):
     /// missing intermediate objects are created; an existing non-object in the way,
     /// or an array index out of range, is an error.
@@ -370,6 +394,19 @@ mod tests {
         assert_eq!(get("$.missing"), None);
         assert_eq!(get("$$.Execution.Id"), Some(json!("e1")));
         assert_eq!(get("$.a.b[*]"), Some(json!([10, 20, 30])));
+    }
+
+    #[test]
+    fn normalized_form_uses_brackets() {
+        assert_eq!(
+            Path::parse("$.a.b[2]").unwrap().normalized(),
+            "$['a']['b'][2]"
+        );
+        assert_eq!(Path::parse("$").unwrap().normalized(), "$");
+        assert_eq!(
+            Path::parse(r"$['it\'s']").unwrap().normalized(),
+            r"$['it\'s']"
+        );
     }
 
     #[test]
