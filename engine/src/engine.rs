@@ -89,7 +89,8 @@ struct Inner {
     store: SledStore,
     committer: Committer,
     machines: RwLock<HashMap<String, StateMachineRecord>>,
-    definitions: RwLock<HashMap<(String, String), Arc<Definition>>>,
+    /// Parsed definitions by state machine, then revision.
+    definitions: RwLock<HashMap<String, HashMap<String, Arc<Definition>>>>,
     cells: Vec<Mutex<HashMap<String, Arc<Cell>>>>,
     workers: RwLock<Vec<(WorkerMatch, Arc<dyn TaskWorker>)>>,
     functions: RwLock<HashMap<String, Arc<dyn TaskWorker>>>,
@@ -109,6 +110,14 @@ struct Inner {
     shutting_down: AtomicBool,
     shutdown_signal: watch::Sender<bool>,
     loops: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+}
+
+/// What starting an execution needs of its state machine.
+struct StartTarget {
+    name: String,
+    kind: StateMachineType,
+    revision_id: String,
+    role_arn: String,
 }
 
 fn shard_of(key: &str) -> usize {
@@ -208,8 +217,9 @@ impl Engine {
         }
         // The committer ends once the last handle (and its sender) is gone.
         let _ = first;
-        // Spawned dispatches and answers hold the engine only for a moment.
-        for _ in 0..500 {
+        // Spawned dispatches and answers hold the engine only for a moment; other handles the
+        // caller still holds keep the folder open until they are dropped (not waited for).
+        for _ in 0..20 {
             if Arc::strong_count(&inner) == 1 {
                 break;
             }
@@ -938,8 +948,10 @@ impl Inner {
 
     /// The parsed definition of a revision (cached).
     fn definition(&self, sm: &str, revision: &str) -> Result<Arc<Definition>> {
-        let cache_key = (sm.to_string(), revision.to_string());
-        if let Some(def) = read(&self.definitions).get(&cache_key) {
+        if let Some(def) = read(&self.definitions)
+            .get(sm)
+            .and_then(|r| r.get(revision))
+        {
             return Ok(def.clone());
         }
         let text = match read(&self.machines).get(sm) {
@@ -962,11 +974,14 @@ impl Inner {
             uses_context: text.contains("$$"),
             machine,
         });
-        write(&self.definitions).insert(cache_key, def.clone());
+        write(&self.definitions)
+            .entry(sm.to_string())
+            .or_default()
+            .insert(revision.to_string(), def.clone());
         Ok(def)
     }
 
-    fn prepare_start(&self, req: &StartExecution) -> Result<(StateMachineRecord, String)> {
+    fn prepare_start(&self, req: &StartExecution) -> Result<(StartTarget, String)> {
         let sm = arn::state_machine_name(&req.state_machine_arn)?;
         if let Some(name) = &req.name {
             arn::validate_name(name)?;
@@ -984,7 +999,12 @@ impl Inner {
         }
         let record = read(&self.machines)
             .get(&sm)
-            .cloned()
+            .map(|r| StartTarget {
+                name: r.name.clone(),
+                kind: r.kind,
+                revision_id: r.revision_id.clone(),
+                role_arn: r.role_arn.clone(),
+            })
             .ok_or_else(|| Error::StateMachineDoesNotExist(req.state_machine_arn.clone()))?;
         Ok((record, input))
     }
@@ -1290,7 +1310,7 @@ impl Inner {
 
     async fn start_express(
         self: Arc<Self>,
-        record: StateMachineRecord,
+        record: StartTarget,
         name: Option<String>,
         input: String,
         wait: bool,

@@ -96,13 +96,18 @@ impl std::fmt::Display for HistoryEventType {
     }
 }
 
-/// One event of an execution's history.
+/// One event of an execution's history. Stored with one-letter field names (history is most
+/// of what the store writes).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HistoryEvent {
+    #[serde(rename = "i")]
     pub id: u64,
+    #[serde(rename = "p")]
     pub previous_event_id: u64,
     /// Milliseconds since the Unix epoch.
+    #[serde(rename = "t")]
     pub timestamp_ms: u64,
+    #[serde(rename = "k")]
     pub kind: HistoryEventType,
     /// Shaped as AWS's `*EventDetails` member for `kind` (`{"name":..,"input":..}` for a
     /// `stateEnteredEventDetails`, ...); `null` for types without details.
@@ -120,14 +125,25 @@ impl HistoryEvent {
         out.insert("previousEventId".into(), json!(self.previous_event_id));
         let field = self.kind.details_field();
         if !field.is_empty() && !self.details.is_null() {
-            out.insert(field.into(), self.details.clone());
+            let mut details = self.details.clone();
+            // Payloads are never truncated (a breach of a limit is an error instead), so the
+            // `*Details` members are written here rather than stored with every event.
+            if let Value::Object(d) = &mut details {
+                if d.contains_key("input") && !d.contains_key("inputDetails") {
+                    d.insert("inputDetails".into(), not_truncated());
+                }
+                if d.contains_key("output") && !d.contains_key("outputDetails") {
+                    d.insert("outputDetails".into(), not_truncated());
+                }
+            }
+            out.insert(field.into(), details);
         }
         Value::Object(out)
     }
 }
 
 /// `{"truncated": false}`: payloads are never truncated, a breach of a limit is an error instead.
-pub(crate) fn not_truncated() -> Value {
+fn not_truncated() -> Value {
     json!({ "truncated": false })
 }
 
@@ -147,7 +163,7 @@ mod tests {
         assert_eq!(
             event.to_aws_json(),
             json!({"timestamp": 1.5, "type": "PassStateEntered", "id": 2, "previousEventId": 1,
-                   "stateEnteredEventDetails": {"name": "A", "input": "{}"}})
+                   "stateEnteredEventDetails": {"name": "A", "input": "{}", "inputDetails": {"truncated": false}}})
         );
         assert_eq!(
             HistoryEventType::parse("MapIterationStarted"),

@@ -19,7 +19,7 @@ use stepyard_statelang::{
 
 use crate::arn::{ArnScope, activity_name};
 use crate::clock::IdGenerator;
-use crate::history::{HistoryEvent, HistoryEventType as E, not_truncated};
+use crate::history::{HistoryEvent, HistoryEventType as E};
 use crate::model::ExecutionStatus;
 use crate::records::*;
 use crate::store::WriteSet;
@@ -110,6 +110,7 @@ pub(crate) fn apply(
         out: Transition::default(),
         ready: VecDeque::new(),
         input_value: None,
+        last_output: None,
     };
     step.command(command);
     step.run_ready();
@@ -145,6 +146,8 @@ struct Step<'a> {
     out: Transition,
     ready: VecDeque<(u32, Run)>,
     input_value: Option<Value>,
+    /// `(thread, text)` of the output just written in a `*StateExited`: the next state's input.
+    last_output: Option<(u32, String)>,
 }
 
 fn text(value: &Value) -> String {
@@ -463,7 +466,6 @@ impl<'a> Step<'a> {
         self.emit(0, E::ExecutionStarted, || {
             json!({
                 "input": input_text,
-                "inputDetails": not_truncated(),
                 "roleArn": role,
                 "stateMachineArn": sm_arn,
             })
@@ -560,20 +562,33 @@ impl<'a> Step<'a> {
                 t.entered_ms = self.ctx.now_ms;
                 t.retry_counts.clear();
             }
-            let (name, input) = {
-                let t = &self.rec.rt.threads[&tid];
-                (t.state.clone(), t.input.clone())
-            };
-            self.emit_in(
-                tid,
-                entered_kind(state),
-                || json!({ "name": name, "input": text(&input), "inputDetails": not_truncated() }),
-            );
+            if self.ctx.history {
+                // The previous state's output text is this state's input text: serialize once.
+                let input_text = match self.last_output.take() {
+                    Some((t, text)) if t == tid => text,
+                    _ => text(&self.rec.rt.threads[&tid].input),
+                };
+                let name = state.name();
+                self.emit_in(
+                    tid,
+                    entered_kind(state),
+                    || json!({ "name": name, "input": input_text }),
+                );
+            }
         }
         let token = matches!(state, State::Task(_)).then(|| self.ctx.ids.new_id());
         let context = self.context(tid, token.as_deref());
-        let input = self.rec.rt.threads[&tid].input.clone();
-        match asl::enter(state, &input, &context, &mut self.env) {
+        let input = match self.rec.rt.threads.get_mut(&tid) {
+            Some(t) => std::mem::take(&mut t.input),
+            None => return,
+        };
+        let entered = asl::enter(state, &input, &context, &mut self.env);
+        if !matches!(entered, Ok(Entered::Next { .. }))
+            && let Some(t) = self.rec.rt.threads.get_mut(&tid)
+        {
+            t.input = input;
+        }
+        match entered {
             Ok(Entered::Next { next, output }) => self.go_next(tid, state, next, output),
             Ok(Entered::End { output }) => {
                 self.exit_state(tid, state, &output);
@@ -679,11 +694,14 @@ impl<'a> Step<'a> {
     }
 
     fn exit_state(&mut self, tid: u32, state: &State, output: &Value) {
+        if !self.ctx.history {
+            return;
+        }
         if let Some(kind) = exited_kind(state) {
-            let name = state.name().to_string();
-            self.emit_in(tid, kind, || {
-                json!({ "name": name, "output": text(output), "outputDetails": not_truncated() })
-            });
+            let out = text(output);
+            self.last_output = Some((tid, out.clone()));
+            let name = state.name();
+            self.emit_in(tid, kind, || json!({ "name": name, "output": out }));
         }
     }
 
@@ -699,6 +717,7 @@ impl<'a> Step<'a> {
 
     /// The work of a Task, Parallel, Map or Wait state produced `result`.
     fn complete_work(&mut self, tid: u32, result: Value) {
+        self.last_output = None;
         let Some(state) = self.state_of(tid) else {
             return;
         };
@@ -772,11 +791,7 @@ impl<'a> Step<'a> {
                 }
                 let last = t.last_event;
                 let out2 = text_out.clone();
-                self.emit(
-                    last,
-                    E::ExecutionSucceeded,
-                    || json!({ "output": out2, "outputDetails": not_truncated() }),
-                );
+                self.emit(last, E::ExecutionSucceeded, || json!({ "output": out2 }));
                 self.rec.output = Some(text_out);
                 self.finish(ExecutionStatus::Succeeded);
             }
@@ -1181,16 +1196,22 @@ impl<'a> Step<'a> {
         match plan.family {
             TaskFamily::Activity => {
                 self.emit_in(tid, E::ActivityScheduled, || {
-                    let mut d = json!({ "resource": resource, "input": params_text, "inputDetails": not_truncated() });
-                    if let Some(t) = timeout { d["timeoutInSeconds"] = json!(t); }
-                    if let Some(h) = heartbeat { d["heartbeatInSeconds"] = json!(h); }
+                    let mut d = json!({ "resource": resource, "input": params_text });
+                    if let Some(t) = timeout {
+                        d["timeoutInSeconds"] = json!(t);
+                    }
+                    if let Some(h) = heartbeat {
+                        d["heartbeatInSeconds"] = json!(h);
+                    }
                     d
                 });
             }
             TaskFamily::Lambda => {
                 self.emit_in(tid, E::LambdaFunctionScheduled, || {
-                    let mut d = json!({ "resource": resource, "input": params_text, "inputDetails": not_truncated() });
-                    if let Some(t) = timeout { d["timeoutInSeconds"] = json!(t); }
+                    let mut d = json!({ "resource": resource, "input": params_text });
+                    if let Some(t) = timeout {
+                        d["timeoutInSeconds"] = json!(t);
+                    }
                     d
                 });
                 self.emit_in(tid, E::LambdaFunctionStarted, || Value::Null);
@@ -1324,9 +1345,11 @@ impl<'a> Step<'a> {
                         tp.submitted = true;
                     }
                     let (rt, rn) = (tp.resource_type.clone(), tp.resource_name.clone());
-                    self.emit_in(thread, E::TaskSubmitted, || {
-                        json!({ "resourceType": rt, "resource": rn, "output": text(&output), "outputDetails": not_truncated() })
-                    });
+                    self.emit_in(
+                        thread,
+                        E::TaskSubmitted,
+                        || json!({ "resourceType": rt, "resource": rn, "output": text(&output) }),
+                    );
                 }
                 Err(e) => self.task_done(thread, Err(e)),
             }
@@ -1367,9 +1390,19 @@ impl<'a> Step<'a> {
                     };
                 let out = text(&value);
                 match tp.family {
-                    TaskFamily::Task => self.emit_in(thread, E::TaskSucceeded, || json!({ "resourceType": rt, "resource": rn, "output": out, "outputDetails": not_truncated() })),
-                    TaskFamily::Lambda => self.emit_in(thread, E::LambdaFunctionSucceeded, || json!({ "output": out, "outputDetails": not_truncated() })),
-                    TaskFamily::Activity => self.emit_in(thread, E::ActivitySucceeded, || json!({ "output": out, "outputDetails": not_truncated() })),
+                    TaskFamily::Task => self.emit_in(
+                        thread,
+                        E::TaskSucceeded,
+                        || json!({ "resourceType": rt, "resource": rn, "output": out }),
+                    ),
+                    TaskFamily::Lambda => self.emit_in(
+                        thread,
+                        E::LambdaFunctionSucceeded,
+                        || json!({ "output": out }),
+                    ),
+                    TaskFamily::Activity => {
+                        self.emit_in(thread, E::ActivitySucceeded, || json!({ "output": out }))
+                    }
                 };
                 self.complete_work(thread, value);
             }
