@@ -908,6 +908,39 @@ add(F, "Map inside Parallel",
     one({"Type": "Parallel", "Branches": [{"StartAt": "M", "States": {"M": {"Type": "Map", "End": True, "ItemProcessor": PROC}}}]}),
     [1], ok([[1]]))
 
+add(F, "Map ToleratedFailureCountPath from the input",
+    one({"Type": "Map", "ItemsPath": "$.l", "ToleratedFailureCountPath": "$.tol", "ItemProcessor": {"StartAt": "F2", "States": {
+        "F2": {"Type": "Fail", "Error": "E"}}}}), {"l": [1, 2], "tol": 2}, ok([None, None]))
+add(F, "Map ToleratedFailurePercentagePath from the input",
+    one({"Type": "Map", "ItemsPath": "$.l", "ToleratedFailurePercentagePath": "$.tol", "ItemProcessor": {"StartAt": "F3", "States": {
+        "F3": {"Type": "Fail", "Error": "E"}}}}), {"l": [1, 2], "tol": 40}, err("States.ExceedToleratedFailureThreshold"))
+add(F, "Map ToleratedFailurePercentagePath out of range is States.Runtime",
+    one({"Type": "Map", "ItemsPath": "$.l", "ToleratedFailurePercentagePath": "$.tol", "ItemProcessor": PROC}), {"l": [1], "tol": 150}, err("States.Runtime"))
+add(F, "Map MaxConcurrencyPath from the input",
+    one({"Type": "Map", "ItemsPath": "$.l", "MaxConcurrencyPath": "$.mc", "ItemProcessor": PROC}), {"l": [1, 2], "mc": 1}, ok([1, 2]))
+add(F, "Map MaxConcurrencyPath negative is States.Runtime",
+    one({"Type": "Map", "ItemsPath": "$.l", "MaxConcurrencyPath": "$.mc", "ItemProcessor": PROC}), {"l": [1], "mc": -1}, err("States.Runtime"))
+add(F, "Map with ItemReader leaves reading items to the engine (no items here)",
+    one({"Type": "Map", "ItemReader": {"Resource": "arn:aws:states:::s3:listObjectsV2", "Parameters": {"Bucket": "b"}},
+         "ItemProcessor": dict(PROC, ProcessorConfig={"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"})}), {}, ok([]))
+add(F, "States.NoChoiceMatched in a branch is caught by States.ALL on the Parallel state",
+    {"StartAt": "P", "States": {
+        "P": {"Type": "Parallel", "Branches": [{"StartAt": "Ch", "States": {
+            "Ch": {"Type": "Choice", "Choices": [{"Variable": "$.x", "IsPresent": True, "Next": "Ok"}]},
+            "Ok": {"Type": "Succeed"}}}],
+            "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "H", "ResultPath": "$.e"}], "End": True},
+        "H": {"Type": "Pass", "OutputPath": "$.e.Error", "End": True}}},
+    {}, ok("States.NoChoiceMatched"))
+add(F, "States.TaskFailed catches States.IntrinsicFailure",
+    {"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": "echo", "Parameters": {"x.$": "States.StringToJson('{')"},
+        "Catch": [{"ErrorEquals": ["States.TaskFailed"], "Next": "H", "ResultPath": "$.e"}], "End": True},
+        "H": {"Type": "Pass", "OutputPath": "$.e.Error", "End": True}}}, {}, ok("States.IntrinsicFailure"))
+add(F, "States.Permissions is caught by States.ALL",
+    {"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": "work",
+        "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "H"}], "End": True},
+        "H": {"Type": "Pass", "OutputPath": "$.Error", "End": True}}}, {}, ok("States.Permissions"),
+    tasks={"work": [{"error": "States.Permissions", "cause": "denied"}]})
+add(F, "Wait Seconds at the AWS maximum", one({"Type": "Wait", "Seconds": 99999999}), {"a": 1}, ok({"a": 1}))
 add(F, "Task with Credentials and timeouts",
     one({"Type": "Task", "Resource": "echo", "TimeoutSeconds": 30, "HeartbeatSeconds": 10,
          "Credentials": {"RoleArn.$": "$.role"}}), {"role": "r"}, ok({"role": "r"}))
