@@ -46,6 +46,27 @@
 //!
 //! Validation problems carry a JSON Pointer, a stable [`ProblemCode`] and a message;
 //! `Display` for [`Problem`] prints `pointer: CODE: message`.
+//!
+//! Error causes start with `An error occurred while executing the state 'NAME'.`; AWS
+//! also names the history event id there, which only the engine knows.
+//!
+//! # Where this differs from AWS (known, deliberate or not yet done)
+//!
+//! - Only the JSONPath query language: `QueryLanguage: "JSONata"`, `Assign`, `Arguments`,
+//!   `Output` are reported as `UNSUPPORTED_FEATURE`.
+//! - Paths beyond plain reference paths (filters, slices, `..`, `*`) are evaluated by
+//!   `jsonpath-rust` (RFC 9535); Jayway-only extensions such as `length()` do not parse.
+//! - A `.$` path that selects nothing is `States.Runtime` (what AWS reports in practice),
+//!   not `States.ParameterPathFailure`.
+//! - `States.Format` rejects object/array arguments; `States.Hash` hashes the JSON text of
+//!   a non-string argument; `States.StringSplit` drops empty pieces; `States.MathRandom`
+//!   returns an integer in `[start, end)` (seeded: `java.util.Random(seed).nextInt`).
+//! - String comparisons in Choice order by Unicode code point (AWS: UTF-16 units); they
+//!   differ only for characters outside the Basic Multilingual Plane.
+//! - `ResultPath` through a `null` field replaces the null with an object.
+//! - `States.Timeout` also matches `States.HeartbeatTimeout`; `States.TaskFailed` matches
+//!   neither; `States.Runtime` is never retried or caught, even by name.
+//! - Intrinsic nesting is limited by depth (10), not by the number of calls in a field.
 
 mod choice;
 mod error;
