@@ -104,3 +104,30 @@ pub(crate) fn pointer_push(base: &str, token: &str) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use super::*;
+
+    #[test]
+    fn codes_are_distinct_screaming_snake_case() {
+        let mut seen = HashSet::new();
+        for code in ProblemCode::ALL {
+            let text = code.as_str();
+            assert!(seen.insert(text), "{text} is used twice");
+            assert!(
+                text.chars().all(|c| c.is_ascii_uppercase() || c == '_'),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn pointers_escape_slash_and_tilde() {
+        assert_eq!(pointer_push("/States", "a/b~c"), "/States/a~1b~0c");
+        let problem = Problem::new("", ProblemCode::InvalidJson, "bad");
+        assert_eq!(problem.to_string(), "/: INVALID_JSON: bad");
+    }
+}
