@@ -415,9 +415,11 @@ impl Engine {
         let def = inner.definition(&record.name, &record.revision_id)?;
         let (pending, effects, version, cell, started) = {
             let mut shard = lock(&inner.cells[shard_of(&key)]);
+            // A name the engine just made up is new: skip the store lookup.
             let existing = match shard.get(&key) {
                 Some(cell) => Some(lock(&cell.state).rec.clone()),
-                None => inner.store.execution(&key)?,
+                None if req.name.is_some() => inner.store.execution(&key)?,
+                None => None,
             };
             if let Some(rec) = existing {
                 if rec.status == ExecutionStatus::Running

@@ -23,6 +23,14 @@ macro_rules! event_types {
             pub fn details_field(self) -> &'static str {
                 match self { $(HistoryEventType::$name => $details),* }
             }
+            /// A small number for the stored form (the position in this list; append only).
+            pub(crate) fn code(self) -> u16 {
+                self as u16
+            }
+            pub(crate) fn from_code(code: u16) -> Option<Self> {
+                const ALL: &[HistoryEventType] = &[$(HistoryEventType::$name),*];
+                ALL.get(code as usize).copied()
+            }
             /// Parses AWS's spelling.
             pub fn parse(text: &str) -> Option<Self> {
                 match text { $(stringify!($name) => Some(HistoryEventType::$name),)* _ => None }
@@ -31,6 +39,7 @@ macro_rules! event_types {
     };
 }
 
+// Stored by position (the type code of a history chunk): add new types at the end only.
 event_types! {
     ActivityFailed => "activityFailedEventDetails",
     ActivityScheduled => "activityScheduledEventDetails",
@@ -96,21 +105,18 @@ impl std::fmt::Display for HistoryEventType {
     }
 }
 
-/// One event of an execution's history. Stored with one-letter field names (history is most
-/// of what the store writes).
+/// One event of an execution's history.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HistoryEvent {
-    #[serde(rename = "i")]
     pub id: u64,
-    #[serde(rename = "p")]
     pub previous_event_id: u64,
     /// Milliseconds since the Unix epoch.
-    #[serde(rename = "t")]
     pub timestamp_ms: u64,
-    #[serde(rename = "k")]
     pub kind: HistoryEventType,
     /// Shaped as AWS's `*EventDetails` member for `kind` (`{"name":..,"input":..}` for a
-    /// `stateEnteredEventDetails`, ...); `null` for types without details.
+    /// `stateEnteredEventDetails`, ...); `null` for types without details. The
+    /// `inputDetails`/`outputDetails` members (`{"truncated": false}`) are added by
+    /// [`HistoryEvent::to_aws_json`].
     pub details: Value,
 }
 

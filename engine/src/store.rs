@@ -13,7 +13,7 @@
 //! | `D` | `D name 0x00 revision` | [`DefinitionRecord`]: every revision an execution may still run |
 //! | `E` | `E sm:exec` | [`ExecutionRecord`] (summary plus the interpreter's runtime) |
 //! | `I` | `I sm 0x00 seq(u64 BE)` | `sm:exec`: executions of a state machine in start order |
-//! | `H` | `H sm:exec 0x00 first_id(u64 BE)` | a chunk: the `Vec<HistoryEvent>` one commit appended |
+//! | `H` | `H sm:exec 0x00 first_id(u64 BE)` | a chunk: the events one commit appended, each `[id, previous id, timestamp ms, type code, details]` |
 //! | `T` | `T due_ms(u64 BE) sm:exec 0x00 timer(u64 BE)` | [`TimerRecord`]: time-ordered timers |
 //! | `K` | `K token` | [`TokenRecord`]: task tokens of open callback and activity tasks |
 //! | `P` | `P sm:exec 0x00 invocation` | [`DispatchRecord`]: worker calls to (re)make on open |
@@ -298,7 +298,7 @@ impl HistoryStore for SledStore {
                 if !k.starts_with(&prefix) {
                     break;
                 }
-                for event in decode::<Vec<HistoryEvent>>(&v)? {
+                for event in decode_chunk(&v)? {
                     if event.id > after {
                         out.push(event);
                         if out.len() >= limit {
@@ -312,7 +312,7 @@ impl HistoryStore for SledStore {
             let end = keys::history(exec_key, before);
             for kv in self.tree.range(prefix..end).rev() {
                 let (_, v) = kv?;
-                for event in decode::<Vec<HistoryEvent>>(&v)?.into_iter().rev() {
+                for event in decode_chunk(&v)?.into_iter().rev() {
                     if event.id < before {
                         out.push(event);
                         if out.len() >= limit {
@@ -399,7 +399,19 @@ impl WriteSet {
     }
     pub fn append_history(&mut self, exec_key: &str, events: &[HistoryEvent]) {
         if let Some(first) = events.first() {
-            self.put(keys::history(exec_key, first.id), &events);
+            let stored: Vec<StoredEvent<'_>> = events
+                .iter()
+                .map(|e| {
+                    (
+                        e.id,
+                        e.previous_event_id,
+                        e.timestamp_ms,
+                        e.kind.code(),
+                        &e.details,
+                    )
+                })
+                .collect();
+            self.put(keys::history(exec_key, first.id), &stored);
         }
     }
     pub fn put_timer(&mut self, r: &TimerRecord) {
@@ -432,6 +444,27 @@ impl WriteSet {
     pub fn delete_activity_queue(&mut self, activity: &str, seq: u64) {
         self.del(keys::activity_queue(activity, seq));
     }
+}
+
+/// A history event as stored in a chunk: `[id, previous id, timestamp ms, type code, details]`.
+type StoredEvent<'a> = (u64, u64, u64, u16, &'a serde_json::Value);
+
+fn decode_chunk(bytes: &[u8]) -> Result<Vec<HistoryEvent>> {
+    let stored: Vec<(u64, u64, u64, u16, serde_json::Value)> = decode(bytes)?;
+    stored
+        .into_iter()
+        .map(|(id, previous_event_id, timestamp_ms, code, details)| {
+            let kind = crate::history::HistoryEventType::from_code(code)
+                .ok_or_else(|| Error::Corrupt(format!("unknown history event type {code}")))?;
+            Ok(HistoryEvent {
+                id,
+                previous_event_id,
+                timestamp_ms,
+                kind,
+                details,
+            })
+        })
+        .collect()
 }
 
 struct CommitRequest {
@@ -491,10 +524,44 @@ impl Committer {
 
 const MAX_GROUP: usize = 8192;
 
+type Flush = tokio::task::JoinHandle<Result<(), String>>;
+
+fn acknowledge(group: Vec<CommitRequest>, result: Result<(), String>) {
+    if let Err(e) = &result {
+        tracing::error!(error = %e, "group commit failed");
+    }
+    for request in group {
+        let _ = request.done.send(result.clone());
+    }
+}
+
+async fn flushed(flush: Flush) -> Result<(), String> {
+    flush.await.unwrap_or_else(|e| Err(e.to_string()))
+}
+
+/// Applies group N+1 while group N is being flushed (one flush in flight at a time); group N is
+/// acknowledged when its flush ends, always before N+1.
 async fn run_committer(store: SledStore, mut rx: mpsc::UnboundedReceiver<CommitRequest>) {
-    let mut group: Vec<CommitRequest> = Vec::new();
+    let mut inflight: Option<(Flush, Vec<CommitRequest>)> = None;
     loop {
-        if rx.recv_many(&mut group, MAX_GROUP).await == 0 {
+        let mut group: Vec<CommitRequest> = Vec::new();
+        let received = match inflight.as_mut() {
+            Some((flush, _)) => tokio::select! {
+                result = flush => {
+                    let result = result.unwrap_or_else(|e| Err(e.to_string()));
+                    if let Some((_, done)) = inflight.take() {
+                        acknowledge(done, result);
+                    }
+                    continue;
+                }
+                n = rx.recv_many(&mut group, MAX_GROUP) => n,
+            },
+            None => rx.recv_many(&mut group, MAX_GROUP).await,
+        };
+        if received == 0 {
+            if let Some((flush, done)) = inflight.take() {
+                acknowledge(done, flushed(flush).await);
+            }
             break;
         }
         let mut batch = sled::Batch::default();
@@ -506,20 +573,22 @@ async fn run_committer(store: SledStore, mut rx: mpsc::UnboundedReceiver<CommitR
                 }
             }
         }
-        let result = match store.tree.apply_batch(batch) {
-            Ok(()) => store
-                .db
-                .flush_async()
-                .await
-                .map(|_| ())
-                .map_err(|e| e.to_string()),
-            Err(e) => Err(e.to_string()),
-        };
-        if let Err(e) = &result {
-            tracing::error!(error = %e, "group commit failed");
+        let applied = store.tree.apply_batch(batch).map_err(|e| e.to_string());
+        if let Some((flush, done)) = inflight.take() {
+            acknowledge(done, flushed(flush).await);
         }
-        for request in group.drain(..) {
-            let _ = request.done.send(result.clone());
+        match applied {
+            Ok(()) => {
+                let db = store.db.clone();
+                let flush = tokio::spawn(async move {
+                    db.flush_async()
+                        .await
+                        .map(|_| ())
+                        .map_err(|e| e.to_string())
+                });
+                inflight = Some((flush, group));
+            }
+            Err(e) => acknowledge(group, Err(e)),
         }
     }
 }
