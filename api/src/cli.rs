@@ -18,6 +18,8 @@ pub struct Cli {
     pub command: Command,
 }
 
+// Parsed once at start: the size of the `serve` variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the server on an embedded sled data folder.
@@ -83,6 +85,21 @@ pub struct ServeArgs {
     /// Listen on a non-loopback address without any auth (on purpose).
     #[arg(long, env = "STEPYARD_ALLOW_UNAUTHENTICATED")]
     pub allow_unauthenticated: bool,
+    /// Docker endpoint for container tasks: unix:///PATH or tcp://HOST:PORT
+    /// [default: unix:///var/run/docker.sock].
+    #[arg(long, env = "STEPYARD_DOCKER_HOST")]
+    pub docker_host: Option<String>,
+    /// Host folders that task definitions may bind-mount (read-only), comma-separated
+    /// [default: none, no bind mounts].
+    #[arg(long, env = "STEPYARD_CONTAINER_MOUNT_ROOTS")]
+    pub container_mount_roots: Option<String>,
+    /// Container tasks running at once; more wait in a queue [default: 4].
+    #[arg(long, env = "STEPYARD_MAX_RUNNING_CONTAINERS")]
+    pub max_running_containers: Option<usize>,
+    /// The API URL containers get as STEPYARD_API_URL [default: the server also listens on
+    /// Docker's bridge gateway, and containers get that address].
+    #[arg(long, env = "STEPYARD_CONTAINER_API_URL")]
+    pub container_api_url: Option<String>,
 }
 
 pub fn main() -> ExitCode {

@@ -17,6 +17,7 @@ pub const DEFAULT_REGION: &str = "us-east-1";
 pub const DEFAULT_ACCOUNT: &str = "123456789012";
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
 pub const DEFAULT_REQUEST_TIMEOUT_SECONDS: u64 = 60;
+pub const DEFAULT_MAX_RUNNING_CONTAINERS: usize = 4;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -50,6 +51,10 @@ pub struct FileConfig {
     pub auth_tokens: Option<Vec<String>>,
     pub aws_access_keys: Option<Vec<AccessKey>>,
     pub allow_unauthenticated: Option<bool>,
+    pub docker_host: Option<String>,
+    pub container_mount_roots: Option<Vec<PathBuf>>,
+    pub max_running_containers: Option<usize>,
+    pub container_api_url: Option<String>,
 }
 
 /// An AWS access key pair that SigV4-signed requests may use.
@@ -88,6 +93,29 @@ pub struct ServerConfig {
     pub auth_tokens: Vec<String>,
     /// Access keys whose SigV4 signatures the AWS endpoint checks; empty means signatures are not checked.
     pub aws_access_keys: Vec<(String, String)>,
+    /// Container tasks (`ecs:runTask`): the Docker endpoint, the host folders task definitions may
+    /// bind-mount read-only, the running-job limit, and the API URL containers call back on.
+    pub containers: ContainerSettings,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerSettings {
+    pub docker_host: String,
+    pub mount_roots: Vec<PathBuf>,
+    pub max_running: usize,
+    /// `None`: the server listens on Docker's bridge gateway and gives containers that address.
+    pub api_url: Option<String>,
+}
+
+impl Default for ContainerSettings {
+    fn default() -> Self {
+        ContainerSettings {
+            docker_host: stepyard_workers::containers::DEFAULT_DOCKER_HOST.into(),
+            mount_roots: Vec::new(),
+            max_running: DEFAULT_MAX_RUNNING_CONTAINERS,
+            api_url: None,
+        }
+    }
 }
 
 impl ServerConfig {
@@ -103,6 +131,7 @@ impl ServerConfig {
             rate_limit_per_second: 0,
             auth_tokens: Vec::new(),
             aws_access_keys: Vec::new(),
+            containers: ContainerSettings::default(),
         }
     }
 
@@ -204,7 +233,30 @@ impl ServerConfig {
                 ),
             });
         }
+        let containers = ContainerSettings {
+            docker_host: args
+                .docker_host
+                .clone()
+                .or(file.docker_host)
+                .unwrap_or_else(|| stepyard_workers::containers::DEFAULT_DOCKER_HOST.into()),
+            mount_roots: match &args.container_mount_roots {
+                Some(list) => split_list(list).into_iter().map(PathBuf::from).collect(),
+                None => file.container_mount_roots.unwrap_or_default(),
+            },
+            max_running: args
+                .max_running_containers
+                .or(file.max_running_containers)
+                .unwrap_or(DEFAULT_MAX_RUNNING_CONTAINERS),
+            api_url: args.container_api_url.clone().or(file.container_api_url),
+        };
+        if containers.max_running == 0 {
+            return Err(ConfigError::Invalid {
+                field: "max_running_containers",
+                message: "must be greater than 0".into(),
+            });
+        }
         Ok(ServerConfig {
+            containers,
             listen,
             data_dir,
             region,

@@ -20,6 +20,7 @@ pub async fn run(
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
     let local = listener.local_addr()?;
+    let containers = crate::routes::tasks_containers::start(&state, local);
     tracing::info!(data_dir = %data_dir.display(), "stepyard listening on http://{local}");
     axum::serve(
         listener,
@@ -28,6 +29,7 @@ pub async fn run(
     .with_graceful_shutdown(shutdown)
     .await
     .context("server error")?;
+    containers.stop().await;
     tracing::info!("shutting down: flushing the store");
     state.close().await.context("flushing the store")?;
     tracing::info!("stopped");

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use stepyard_engine::{Engine, EngineConfig};
+use stepyard_workers::containers::ContainerRuntime;
 
 use crate::config::ServerConfig;
 use crate::limits::RateLimiter;
@@ -15,28 +16,32 @@ pub struct AppState {
 struct Inner {
     config: ServerConfig,
     engine: Engine,
+    containers: ContainerRuntime,
     rate_limiter: RateLimiter,
 }
 
 impl AppState {
-    /// Opens the engine on the configured data folder (resuming every open execution).
-    pub async fn open(config: ServerConfig) -> Result<Self, stepyard_engine::Error> {
+    /// Opens the engine on the configured data folder (resuming every open execution) and the
+    /// container runtime that serves `ecs:runTask`.
+    pub async fn open(config: ServerConfig) -> anyhow::Result<Self> {
         let engine = Engine::open(EngineConfig {
             region: config.region.clone(),
             account: config.account.clone(),
             ..EngineConfig::new(config.data_dir.clone())
         })
         .await?;
-        Ok(AppState::with_engine(config, engine))
+        let containers = crate::routes::tasks_containers::open_runtime(&config, &engine)?;
+        Ok(AppState::with_engine(config, engine, containers))
     }
 
-    pub fn with_engine(config: ServerConfig, engine: Engine) -> Self {
+    pub fn with_engine(config: ServerConfig, engine: Engine, containers: ContainerRuntime) -> Self {
         crate::metrics::handle();
         let rate_limiter = RateLimiter::new(config.rate_limit_per_second);
         AppState {
             inner: Arc::new(Inner {
                 config,
                 engine,
+                containers,
                 rate_limiter,
             }),
         }
@@ -48,6 +53,10 @@ impl AppState {
 
     pub fn engine(&self) -> &Engine {
         &self.inner.engine
+    }
+
+    pub fn containers(&self) -> &ContainerRuntime {
+        &self.inner.containers
     }
 
     pub fn rate_limiter(&self) -> &RateLimiter {

@@ -23,7 +23,9 @@ pub mod executions;
 pub mod health;
 pub mod state_machines;
 pub mod system;
+pub mod task_definitions;
 pub mod tasks;
+pub mod tasks_containers;
 pub mod wire;
 
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
@@ -41,6 +43,7 @@ pub const REQUEST_ID_HEADER: &str = "x-request-id";
         (name = "executions", description = "Runs of a state machine and their history"),
         (name = "task tokens", description = "Completing tasks that wait for a token"),
         (name = "activities", description = "Task queues polled by external workers"),
+        (name = "containers", description = "Task definitions and container tasks on Docker (ecs:runTask)"),
         (name = "aws", description = "The AWS JSON protocol for AWS SDKs and the AWS CLI"),
         (name = "system", description = "Health, metrics and documentation")
     ),
@@ -69,6 +72,8 @@ fn routes() -> OpenApiRouter<AppState> {
         .merge(executions::routes())
         .merge(tasks::routes())
         .merge(activities::routes())
+        .merge(task_definitions::routes())
+        .merge(tasks_containers::routes())
 }
 
 /// The OpenAPI document of the native API, as served at `/openapi.json`.
