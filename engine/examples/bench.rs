@@ -3,7 +3,7 @@
 //! ```text
 //! cargo run --release -p stepyard-engine --example bench -- standard [executions] [clients]
 //! cargo run --release -p stepyard-engine --example bench -- express  [executions] [clients]
-//! cargo run --release -p stepyard-engine --example bench -- parked   [executions] [wait seconds]
+//! cargo run --release -p stepyard-engine --example bench -- parked   [executions] [probes]
 //! cargo run --release -p stepyard-engine --example bench -- recovery [executions]
 //! ```
 //!
@@ -207,29 +207,79 @@ async fn express(executions: usize, clients: usize) -> Value {
     })
 }
 
-/// Parks executions in a Wait, measures memory and disk per execution, then lets them fire on
-/// the real clock and measures how late each fired.
-async fn parked(executions: usize, wait_seconds: usize) -> Value {
+/// A child process parks `executions` in a one-hour Wait and is killed; this process (which has
+/// opened no engine before) reopens the folder and measures resident memory and disk per parked
+/// execution, then starts `probes` executions with a short Wait, spread over time, and measures how
+/// late their timers fire while the parked ones sit in the same timer index.
+async fn parked(executions: usize, probes: usize) -> Value {
+    if let Ok(dir) = std::env::var("STEPYARD_BENCH_CHILD") {
+        let engine = Engine::open(EngineConfig::new(&dir)).await.expect("open");
+        let def = json!({"StartAt": "W", "States": {"W": {"Type": "Wait", "Seconds": 3600, "End": true}}}).to_string();
+        let sm = machine(&engine, "park", def, StateMachineType::Standard).await;
+        let started = Instant::now();
+        start_many(&engine, &sm, executions, "p").await;
+        println!("{}", executions as f64 / started.elapsed().as_secs_f64());
+        std::future::pending::<()>().await;
+    }
     let dir = tempfile::tempdir().expect("tmp");
+    let park_rate = run_child_until_line("parked", executions, dir.path());
+    let rss_before = rss_bytes();
     let engine = Engine::open(EngineConfig::new(dir.path()))
         .await
-        .expect("open");
-    let def = json!({"StartAt": "W", "States": {"W": {"Type": "Wait", "Seconds": wait_seconds, "End": true}}}).to_string();
-    let sm = machine(&engine, "park", def, StateMachineType::Standard).await;
-    let rss_before = rss_bytes();
-    let started = Instant::now();
+        .expect("reopen");
+    let rss_open = rss_bytes();
+    let disk = dir_size(dir.path());
+    let def = json!({"StartAt": "W", "States": {"W": {"Type": "Wait", "Seconds": 2, "End": true}}})
+        .to_string();
+    let probe_sm = machine(&engine, "probe", def, StateMachineType::Standard).await;
+    let mut arns = Vec::with_capacity(probes);
+    for _ in 0..probes {
+        let s = engine
+            .start_execution(StartExecution {
+                state_machine_arn: probe_sm.clone(),
+                name: None,
+                input: None,
+            })
+            .await
+            .expect("probe");
+        arns.push(s.execution_arn);
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let mut lateness = Vec::with_capacity(probes);
+    for arn in &arns {
+        let info = engine.await_execution(arn).await.expect("probe ends");
+        let due = info.start_date_ms + 2000;
+        lateness.push(info.stop_date_ms.unwrap_or(due).saturating_sub(due) as f64);
+    }
+    lateness.sort_by(|a, b| a.total_cmp(b));
+    let rss_after = rss_bytes();
+    engine.shutdown().await.expect("shutdown");
+    json!({
+        "scenario": "parked in a 1-hour Wait; probe timers fire meanwhile",
+        "parked": executions,
+        "park_rate_per_s": park_rate.round(),
+        "disk_bytes_per_parked_execution": disk / executions.max(1) as u64,
+        "rss_bytes_process_before_open": rss_before,
+        "rss_bytes_after_open": rss_open,
+        "rss_bytes_after_probes": rss_after,
+        "probes": probes,
+        "probe_lateness_ms": {"p50": percentile(&lateness, 0.5), "p99": percentile(&lateness, 0.99), "max": percentile(&lateness, 1.0)},
+    })
+}
+
+async fn start_many(engine: &Engine, sm: &str, executions: usize, prefix: &'static str) {
     let clients = 256;
     let tasks: Vec<_> = (0..clients)
         .map(|c| {
             let engine = engine.clone();
-            let sm = sm.clone();
+            let sm = sm.to_string();
             tokio::spawn(async move {
                 let mut i = c;
                 while i < executions {
                     engine
                         .start_execution(StartExecution {
                             state_machine_arn: sm.clone(),
-                            name: Some(format!("p{i}")),
+                            name: Some(format!("{prefix}{i}")),
                             input: None,
                         })
                         .await
@@ -242,70 +292,25 @@ async fn parked(executions: usize, wait_seconds: usize) -> Value {
     for t in tasks {
         t.await.expect("client");
     }
-    let park_s = started.elapsed().as_secs_f64();
-    engine.shutdown().await.expect("flush");
-    let engine = Engine::open(EngineConfig::new(dir.path()))
-        .await
-        .expect("reopen");
-    let rss_parked = rss_bytes();
-    let disk = dir_size(dir.path());
-    // Wait until every timer is due, then until all are done.
-    let sm_name = sm.clone();
-    loop {
-        let running = engine
-            .list_executions(
-                ExecutionFilter {
-                    state_machine_arn: sm_name.clone(),
-                    status: Some(ExecutionStatus::Running),
-                },
-                PageRequest {
-                    max_results: 1,
-                    next_token: None,
-                },
-            )
-            .await
-            .expect("list");
-        if running.items.is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    let mut lateness = Vec::with_capacity(executions);
-    let mut token = None;
-    loop {
-        let page = engine
-            .list_executions(
-                ExecutionFilter {
-                    state_machine_arn: sm_name.clone(),
-                    status: None,
-                },
-                PageRequest {
-                    max_results: 1000,
-                    next_token: token,
-                },
-            )
-            .await
-            .expect("list");
-        for i in &page.items {
-            let due = i.start_date_ms + wait_seconds as u64 * 1000;
-            lateness.push(i.stop_date_ms.unwrap_or(due).saturating_sub(due) as f64);
-        }
-        match page.next_token {
-            Some(t) => token = Some(t),
-            None => break,
-        }
-    }
-    lateness.sort_by(|a, b| a.total_cmp(b));
-    engine.shutdown().await.expect("shutdown");
-    json!({
-        "scenario": "parked in Wait, then fired",
-        "executions": executions,
-        "park_rate_per_s": (executions as f64 / park_s).round(),
-        "rss_bytes_total_after_reopen": rss_parked,
-        "rss_bytes_before_parking": rss_before,
-        "disk_bytes_per_execution": disk / executions.max(1) as u64,
-        "fire_lateness_ms": {"p50": percentile(&lateness, 0.5), "p99": percentile(&lateness, 0.99), "max": percentile(&lateness, 1.0)},
-    })
+}
+
+/// Runs this binary as a child on `dir` for `scenario`, waits for its one line, SIGKILLs it.
+fn run_child_until_line(scenario: &str, executions: usize, dir: &std::path::Path) -> f64 {
+    let mut child = std::process::Command::new(std::env::current_exe().expect("exe"))
+        .args([scenario, &executions.to_string()])
+        .env("STEPYARD_BENCH_CHILD", dir)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("child");
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().expect("stdout")),
+        &mut line,
+    )
+    .expect("read");
+    child.kill().expect("kill -9");
+    child.wait().expect("wait");
+    line.trim().parse().unwrap_or(0.0)
 }
 
 /// A child process parks executions (a Wait and a Task each) and is SIGKILLed; the parent then
@@ -319,48 +324,13 @@ async fn recovery(executions: usize) -> Value {
             std::future::pending::<()>().await;
             Ok(json!(null))
         });
-        let clients = 256;
-        let tasks: Vec<_> = (0..clients)
-            .map(|c| {
-                let engine = engine.clone();
-                let sm = sm.clone();
-                tokio::spawn(async move {
-                    let mut i = c;
-                    while i < executions {
-                        engine
-                            .start_execution(StartExecution {
-                                state_machine_arn: sm.clone(),
-                                name: Some(format!("r{i}")),
-                                input: None,
-                            })
-                            .await
-                            .expect("start");
-                        i += clients;
-                    }
-                })
-            })
-            .collect();
-        for t in tasks {
-            t.await.expect("client");
-        }
-        println!("parked");
+        let started = Instant::now();
+        start_many(&engine, &sm, executions, "r").await;
+        println!("{}", executions as f64 / started.elapsed().as_secs_f64());
         std::future::pending::<()>().await;
     }
     let dir = tempfile::tempdir().expect("tmp");
-    let mut child = std::process::Command::new(std::env::current_exe().expect("exe"))
-        .args(["recovery", &executions.to_string()])
-        .env("STEPYARD_BENCH_CHILD", dir.path())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("child");
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(child.stdout.take().expect("stdout")),
-        &mut line,
-    )
-    .expect("read");
-    child.kill().expect("kill -9");
-    child.wait().expect("wait");
+    run_child_until_line("recovery", executions, dir.path());
     let t = Instant::now();
     let engine = Engine::open(EngineConfig::new(dir.path()))
         .await
@@ -380,12 +350,35 @@ async fn recovery(executions: usize) -> Value {
     });
     rx.recv().await;
     let redispatched_s = t.elapsed().as_secs_f64();
+    let sm = engine.arn_of_state_machine("rec");
+    // Until every resumed task's answer is committed.
+    loop {
+        let running = engine
+            .list_executions(
+                ExecutionFilter {
+                    state_machine_arn: sm.clone(),
+                    status: Some(ExecutionStatus::Running),
+                },
+                PageRequest {
+                    max_results: 1,
+                    next_token: None,
+                },
+            )
+            .await
+            .expect("list");
+        if running.items.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let all_done_s = t.elapsed().as_secs_f64();
     engine.shutdown().await.expect("shutdown");
     json!({
-        "scenario": "recovery after kill -9",
+        "scenario": "recovery after kill -9 (each execution waiting on a worker call)",
         "open_executions": executions,
         "open_s": open_s,
-        "all_tasks_redispatched_s": redispatched_s,
+        "all_calls_remade_s": redispatched_s,
+        "all_executions_finished_s": all_done_s,
         "disk_bytes": dir_size(dir.path()),
     })
 }
@@ -400,7 +393,7 @@ fn main() {
         match scenario.as_str() {
             "standard" => standard(arg(2, 100_000), arg(3, 512)).await,
             "express" => express(arg(2, 1_000_000), arg(3, 8)).await,
-            "parked" => parked(arg(2, 100_000), arg(3, 30)).await,
+            "parked" => parked(arg(2, 100_000), arg(3, 500)).await,
             "recovery" => recovery(arg(2, 100_000)).await,
             other => json!({"error": format!("unknown scenario {other}")}),
         }
