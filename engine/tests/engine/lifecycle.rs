@@ -287,3 +287,14 @@ async fn parked_executions_survive_a_restart_and_fire_on_time() {
         assert_eq!(output(&info), json!({"i": i}));
     }
 }
+
+#[tokio::test]
+async fn a_second_engine_on_the_same_folder_is_refused() {
+    let h = Harness::new().await;
+    let second = Engine::open(config(h.dir.path(), &h.clock)).await;
+    assert!(
+        matches!(second, Err(Error::StoreLocked { .. })),
+        "{:?}",
+        second.err()
+    );
+}
