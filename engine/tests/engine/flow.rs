@@ -220,3 +220,41 @@ async fn start_execution_sync_runs_a_child_and_returns_its_output() {
         .unwrap();
     assert_eq!(fired.status, ExecutionStatus::Running);
 }
+
+#[tokio::test]
+async fn parallel_history_numbers_events_per_branch() {
+    let h = Harness::new().await;
+    let sm = h
+        .machine(
+            "numbers",
+            json!({"StartAt": "P", "States": {"P": {"Type": "Parallel", "End": true, "Branches": [
+                {"StartAt": "A", "States": {"A": {"Type": "Pass", "End": true}}},
+                {"StartAt": "B", "States": {"B": {"Type": "Pass", "End": true}}}
+            ]}}}),
+        )
+        .await;
+    let info = h.run(&sm, json!({})).await;
+    let triples: Vec<(String, u64, u64)> = h
+        .history(&info.execution_arn)
+        .await
+        .iter()
+        .map(|e| (e.kind.to_string(), e.id, e.previous_event_id))
+        .collect();
+    let expected = [
+        ("ExecutionStarted", 1, 0),
+        ("ParallelStateEntered", 2, 1),
+        ("ParallelStateStarted", 3, 2),
+        ("PassStateEntered", 4, 3),
+        ("PassStateExited", 5, 4),
+        ("PassStateEntered", 6, 3),
+        ("PassStateExited", 7, 6),
+        ("ParallelStateSucceeded", 8, 7),
+        ("ParallelStateExited", 9, 8),
+        ("ExecutionSucceeded", 10, 9),
+    ];
+    let expected: Vec<(String, u64, u64)> = expected
+        .iter()
+        .map(|(k, i, p)| (k.to_string(), *i, *p))
+        .collect();
+    assert_eq!(triples, expected);
+}
