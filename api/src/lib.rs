@@ -10,6 +10,7 @@ pub mod error;
 pub mod limits;
 pub mod metrics;
 pub mod routes;
+pub mod runtime_api;
 pub mod server;
 pub mod state;
 pub mod telemetry;

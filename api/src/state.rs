@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use stepyard_engine::{Engine, EngineConfig};
 use stepyard_workers::containers::ContainerRuntime;
+use stepyard_workers::functions::Functions;
 
 use crate::config::ServerConfig;
 use crate::limits::RateLimiter;
@@ -17,6 +18,7 @@ struct Inner {
     config: ServerConfig,
     engine: Engine,
     containers: ContainerRuntime,
+    functions: Functions,
     rate_limiter: RateLimiter,
 }
 
@@ -31,10 +33,16 @@ impl AppState {
         })
         .await?;
         let containers = crate::routes::tasks_containers::open_runtime(&config, &engine)?;
-        Ok(AppState::with_engine(config, engine, containers))
+        let functions = crate::routes::functions::open_runtime(&config, &engine)?;
+        Ok(AppState::with_engine(config, engine, containers, functions))
     }
 
-    pub fn with_engine(config: ServerConfig, engine: Engine, containers: ContainerRuntime) -> Self {
+    pub fn with_engine(
+        config: ServerConfig,
+        engine: Engine,
+        containers: ContainerRuntime,
+        functions: Functions,
+    ) -> Self {
         crate::metrics::handle();
         let rate_limiter = RateLimiter::new(config.rate_limit_per_second);
         AppState {
@@ -42,6 +50,7 @@ impl AppState {
                 config,
                 engine,
                 containers,
+                functions,
                 rate_limiter,
             }),
         }
@@ -57,6 +66,10 @@ impl AppState {
 
     pub fn containers(&self) -> &ContainerRuntime {
         &self.inner.containers
+    }
+
+    pub fn functions(&self) -> &Functions {
+        &self.inner.functions
     }
 
     pub fn rate_limiter(&self) -> &RateLimiter {
@@ -84,6 +97,9 @@ impl AppState {
 
     /// Stops the engine's loops and flushes the store.
     pub async fn close(&self) -> Result<(), stepyard_engine::Error> {
+        if let Err(e) = self.inner.functions.shutdown().await {
+            tracing::warn!(error = %e, "stopping the function sandboxes");
+        }
         self.inner.engine.clone().shutdown().await
     }
 }

@@ -20,6 +20,7 @@ use crate::state::AppState;
 
 pub mod activities;
 pub mod executions;
+pub mod functions;
 pub mod health;
 pub mod state_machines;
 pub mod system;
@@ -44,6 +45,7 @@ pub const REQUEST_ID_HEADER: &str = "x-request-id";
         (name = "task tokens", description = "Completing tasks that wait for a token"),
         (name = "activities", description = "Task queues polled by external workers"),
         (name = "containers", description = "Task definitions and container tasks on Docker (ecs:runTask)"),
+        (name = "functions", description = "Functions run on demand (the Lambda idea): definitions, invocations, logs"),
         (name = "aws", description = "The AWS JSON protocol for AWS SDKs and the AWS CLI"),
         (name = "system", description = "Health, metrics and documentation")
     ),
@@ -72,6 +74,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .merge(executions::routes())
         .merge(tasks::routes())
         .merge(activities::routes())
+        .merge(functions::routes())
         .merge(task_definitions::routes())
         .merge(tasks_containers::routes())
 }
@@ -89,6 +92,7 @@ pub fn app(state: AppState) -> Router {
     let request_id = HeaderName::from_static(REQUEST_ID_HEADER);
     router
         .route("/", axum::routing::post(crate::aws::handle))
+        .merge(functions::lambda_routes())
         .merge(SwaggerUi::new("/docs").url("/openapi.json", api))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), guard))
