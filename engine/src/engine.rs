@@ -1068,6 +1068,17 @@ impl Inner {
         }
     }
 
+    /// The ARN an execution key stands for (for error messages).
+    fn arn_of_key(&self, key: &str) -> String {
+        match key.strip_prefix('~') {
+            Some(arn) => arn.to_string(),
+            None => match key.split_once(':') {
+                Some((sm, name)) => self.scope.execution(sm, name),
+                None => key.to_string(),
+            },
+        }
+    }
+
     /// Gets the execution's cell, loading its record from the store.
     fn cell(&self, key: &str) -> Result<Arc<Cell>> {
         let mut shard = lock(&self.cells[shard_of(key)]);
@@ -1077,7 +1088,7 @@ impl Inner {
         let rec = self
             .store
             .execution(key)?
-            .ok_or_else(|| Error::ExecutionDoesNotExist(key.to_string()))?;
+            .ok_or_else(|| Error::ExecutionDoesNotExist(self.arn_of_key(key)))?;
         let def = self.definition(&rec.sm_name, &rec.revision_id)?;
         let cell = Arc::new(Cell {
             state: Mutex::new(CellState {
