@@ -327,6 +327,14 @@ async fn missing_image_and_unknown_definition_fail_at_once() {
     let mut spec = shell("ghost", "true");
     spec.image = "stepyard-no-such-image:404".into();
     rig.runtime.register_definition(spec).await.unwrap();
+    // Known before any run, for the warning at start.
+    assert_eq!(
+        rig.runtime.missing_images().await.unwrap(),
+        vec![(
+            "ghost:1".to_string(),
+            "stepyard-no-such-image:404".to_string()
+        )]
+    );
     let done = rig
         .run(
             "ghost",

@@ -353,6 +353,13 @@ pub fn start(state: &AppState, local: SocketAddr) -> ContainerServices {
             }
             let recovering = runtime.clone();
             tokio::spawn(async move {
+                if let Ok(missing) = recovering.missing_images().await {
+                    for (definition, image) in missing {
+                        tracing::warn!(
+                            "task definition {definition}: image '{image}' is not on the Docker engine; its tasks will fail until it is built or loaded"
+                        );
+                    }
+                }
                 match recovering.recover().await {
                     Ok(0) => {}
                     Ok(n) => tracing::info!(jobs = n, "container jobs picked up after a restart"),

@@ -154,6 +154,17 @@ impl DockerClient {
         self.timed("ping", self.docker.ping()).await.map(|_| ())
     }
 
+    pub async fn image_exists(&self, image: &str) -> Result<bool, DockerError> {
+        match self
+            .timed("inspect image", self.docker.inspect_image(image))
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(DockerError::NotFound(_)) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
     pub async fn create(&self, spec: CreateSpec) -> Result<String, DockerError> {
         let host_config = HostConfig {
             memory: spec.memory_bytes,

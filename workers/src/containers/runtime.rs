@@ -45,6 +45,15 @@ pub struct RunJob {
     pub timeout: Option<Duration>,
 }
 
+/// Whether a driver starts a job it just recorded, or one that may already have a container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Resume {
+    /// Recorded by this process a moment ago: no container can exist yet, skip looking.
+    Fresh,
+    /// Found in the store (a re-dispatch, a restart): look for its container first.
+    Existing,
+}
+
 /// A cheap-to-clone handle on the container runtime.
 #[derive(Clone)]
 pub struct ContainerRuntime {
@@ -176,7 +185,7 @@ impl ContainerRuntime {
                     }
                 }
                 Some(rec) => {
-                    self.ensure_driver(rec);
+                    self.ensure_driver(rec, Resume::Existing);
                     picked += 1;
                 }
                 None => {
@@ -186,11 +195,31 @@ impl ContainerRuntime {
         }
         for rec in self.inner.store.jobs()? {
             if !rec.is_stopped() && !lock(&self.inner.live).contains_key(&rec.id) {
-                self.ensure_driver(rec);
+                self.ensure_driver(rec, Resume::Existing);
                 picked += 1;
             }
         }
         Ok(picked)
+    }
+
+    /// The latest active revision of each family whose image is not on the Docker engine, as
+    /// (`family:revision`, image): for a warning at start, since such a task would fail.
+    pub async fn missing_images(&self) -> Result<Vec<(String, String)>> {
+        let docker = self.docker().map_err(Error::Docker)?;
+        let mut missing = Vec::new();
+        for def in self.families()? {
+            if def.status != DefinitionStatus::Active {
+                continue;
+            }
+            let found = docker
+                .image_exists(&def.spec.image)
+                .await
+                .map_err(|e| Error::Docker(e.to_string()))?;
+            if !found {
+                missing.push((def.name(), def.spec.image.clone()));
+            }
+        }
+        Ok(missing)
     }
 
     // ---- task definitions ---------------------------------------------------------------
@@ -254,7 +283,7 @@ impl ContainerRuntime {
         let id = uuid::Uuid::new_v4().simple().to_string();
         let rec = self.new_job(id, &def, &run, JobMode::Detached, None, None);
         self.inner.store.put_job(&rec).await?;
-        self.ensure_driver(rec.clone());
+        self.ensure_driver(rec.clone(), Resume::Fresh);
         Ok(rec)
     }
 
@@ -371,7 +400,11 @@ impl ContainerRuntime {
     }
 
     /// Makes sure a driver runs for an unfinished job and returns a watch on its record.
-    pub(crate) fn ensure_driver(&self, rec: JobRecord) -> watch::Receiver<JobRecord> {
+    pub(crate) fn ensure_driver(
+        &self,
+        rec: JobRecord,
+        resume: Resume,
+    ) -> watch::Receiver<JobRecord> {
         let mut live = lock(&self.inner.live);
         if let Some(l) = live.get(&rec.id) {
             return l.updates.subscribe();
@@ -389,7 +422,7 @@ impl ContainerRuntime {
         let runtime = self.clone();
         tokio::spawn(async move {
             let id = rec.id.clone();
-            let rec = runtime.drive(rec, &tx, &stop).await;
+            let rec = runtime.drive(rec, resume, &tx, &stop).await;
             lock(&runtime.inner.live).remove(&id);
             tx.send_replace(rec);
         });
@@ -409,6 +442,7 @@ impl ContainerRuntime {
     async fn drive(
         &self,
         mut rec: JobRecord,
+        resume: Resume,
         tx: &watch::Sender<JobRecord>,
         stop: &Notify,
     ) -> JobRecord {
@@ -428,7 +462,11 @@ impl ContainerRuntime {
             }
         };
         let name = container_name(&rec.id);
-        let existing = match docker.inspect(&name).await {
+        let found = match resume {
+            Resume::Fresh => Ok(None),
+            Resume::Existing => docker.inspect(&name).await,
+        };
+        let existing = match found {
             Ok(Some(found)) if found.never_started => {
                 // Its input may be missing: make it again.
                 let _ = docker.remove(&found.id).await;

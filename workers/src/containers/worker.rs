@@ -18,7 +18,7 @@ use stepyard_engine::{TaskError, TaskRequest, TaskWorker};
 use crate::containers::Error;
 use crate::containers::definitions::{DefinitionStatus, Overrides};
 use crate::containers::job::{JobMode, JobOrigin, JobStatus, Outcome};
-use crate::containers::runtime::{ContainerRuntime, RunJob, job_id_for_invocation};
+use crate::containers::runtime::{ContainerRuntime, Resume, RunJob, job_id_for_invocation};
 
 /// The resource prefix the worker serves (the suffixes `.sync` and `.waitForTaskToken` are kept
 /// in the request's resource).
@@ -122,8 +122,8 @@ impl TaskWorker for ContainerRuntime {
         let id = job_id_for_invocation(&request.invocation_id);
         // A re-dispatch after a restart finds the job of its first dispatch.
         let existing = self.store().job(&id).map_err(task_error_of)?;
-        let rec = match existing {
-            Some(rec) => rec,
+        let (rec, resume) = match existing {
+            Some(rec) => (rec, Resume::Existing),
             None => {
                 let (definition, overrides, input) = parse_parameters(&request.input, |r| {
                     self.definition(r).ok().map(|d| d.spec.family)
@@ -155,11 +155,11 @@ impl TaskWorker for ContainerRuntime {
                 };
                 let rec = self.new_job(id.clone(), &def, &run, mode, Some(origin), token);
                 self.store().put_job(&rec).await.map_err(task_error_of)?;
-                rec
+                (rec, Resume::Fresh)
             }
         };
         if !rec.is_stopped() {
-            self.ensure_driver(rec);
+            self.ensure_driver(rec, resume);
         }
         let (region, account) = (&self.config().region, &self.config().account);
         match mode {
