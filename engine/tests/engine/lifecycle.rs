@@ -298,3 +298,121 @@ async fn a_second_engine_on_the_same_folder_is_refused() {
         second.err()
     );
 }
+
+#[tokio::test]
+async fn state_machines_and_activities_are_listed_paged_and_deleted() {
+    let h = Harness::new().await;
+    for name in ["a", "b", "c"] {
+        h.machine(name, pass_chain(1)).await;
+    }
+    // Creating again with the same definition is idempotent; a different one is a conflict.
+    h.machine("a", pass_chain(1)).await;
+    let conflict = h
+        .engine
+        .create_state_machine(CreateStateMachine {
+            name: "a".into(),
+            definition: pass_chain(2).to_string(),
+            ..Default::default()
+        })
+        .await;
+    assert!(matches!(conflict, Err(Error::StateMachineAlreadyExists(_))));
+    let first = h
+        .engine
+        .list_state_machines(PageRequest {
+            max_results: 2,
+            next_token: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        first
+            .items
+            .iter()
+            .map(|m| m.name.as_str())
+            .collect::<Vec<_>>(),
+        ["a", "b"]
+    );
+    let second = h
+        .engine
+        .list_state_machines(PageRequest {
+            max_results: 2,
+            next_token: first.next_token,
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        second
+            .items
+            .iter()
+            .map(|m| m.name.as_str())
+            .collect::<Vec<_>>(),
+        ["c"]
+    );
+    assert!(second.next_token.is_none());
+    let b = h.engine.arn_of_state_machine("b");
+    h.engine.delete_state_machine(&b).await.unwrap();
+    assert!(matches!(
+        h.engine.describe_state_machine(&b).await,
+        Err(Error::StateMachineDoesNotExist(_))
+    ));
+    assert!(matches!(
+        h.engine
+            .start_execution(StartExecution {
+                state_machine_arn: b,
+                ..Default::default()
+            })
+            .await,
+        Err(Error::StateMachineDoesNotExist(_))
+    ));
+    let act = h.engine.create_activity("review").await.unwrap();
+    assert_eq!(
+        h.engine
+            .list_activities(PageRequest::default())
+            .await
+            .unwrap()
+            .items,
+        vec![act.clone()]
+    );
+    h.engine.delete_activity(&act.arn).await.unwrap();
+    assert!(matches!(
+        h.engine.describe_activity(&act.arn).await,
+        Err(Error::ActivityDoesNotExist(_))
+    ));
+    // Everything but the deleted ones survives a restart.
+    let h = h.restart().await;
+    let names: Vec<String> = h
+        .engine
+        .list_state_machines(PageRequest::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|m| m.name)
+        .collect();
+    assert_eq!(names, ["a", "c"]);
+    assert!(
+        h.engine
+            .list_activities(PageRequest::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn express_async_start_returns_at_once() {
+    let h = Harness::new().await;
+    let sm = h
+        .machine_of("fire", pass_chain(3), StateMachineType::Express)
+        .await;
+    let started = h
+        .engine
+        .start_execution(StartExecution {
+            state_machine_arn: sm,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(started.execution_arn.contains(":express:fire:"));
+}
