@@ -10,7 +10,8 @@ use crate::choice::parse_timestamp;
 use crate::error::{ErrorName, StatesError};
 use crate::intrinsic;
 use crate::model::{
-    FailText, IoPaths, JitterStrategy, NumberOrPath, ResultPath, State, Transition, WaitFor,
+    FailText, IoPaths, JitterStrategy, NumberOrPath, PassState, ResultPath, State, Transition,
+    WaitFor,
 };
 use crate::path::Path;
 use crate::template::{Template, truncate};
@@ -157,27 +158,28 @@ fn select_required(path: &Path, input: &Value, context: &Value) -> Result<Value,
         .ok_or_else(|| missing_path(path))
 }
 
-/// Places `result` into `state_input` at `result_path`.
+/// Places `result` into `state_input` at `result_path`. Takes the input as a `Cow` so an
+/// owned input is updated in place instead of cloned.
 fn apply_result_path(
     result_path: &ResultPath,
-    state_input: &Value,
+    state_input: Cow<'_, Value>,
     result: Value,
 ) -> Result<Value, StatesError> {
     match result_path {
-        None => Ok(state_input.clone()),
+        None => Ok(state_input.into_owned()),
         Some(path) if path.is_root() => Ok(result),
         Some(path) => {
-            let mut target = state_input.clone();
-            path.assign(&mut target, result).map_err(|why| {
-                StatesError::new(
+            let mut target = state_input.into_owned();
+            match path.assign(&mut target, result) {
+                Ok(()) => Ok(target),
+                Err(why) => Err(StatesError::new(
                     ErrorName::ResultPathMatchFailure,
                     format!(
                         "Unable to apply ResultPath '{path}' to input '{}': {why}",
-                        truncate(&state_input.to_string())
+                        truncate(&target.to_string())
                     ),
-                )
-            })?;
-            Ok(target)
+                )),
+            }
         }
     }
 }
@@ -283,26 +285,59 @@ pub fn enter(
     context: &Value,
     env: &mut dyn Env,
 ) -> Result<Entered, StatesError> {
-    enter_inner(state, input, context, env).map_err(|e| with_state(state, e))
+    enter_inner(state, Cow::Borrowed(input), context, env).map_err(|e| with_state(state, e))
+}
+
+/// [`enter`] for a caller that owns the input and is done with it: a Pass state's
+/// `ResultPath` then updates the input in place instead of copying it.
+pub fn enter_owned(
+    state: &State,
+    input: Value,
+    context: &Value,
+    env: &mut dyn Env,
+) -> Result<Entered, StatesError> {
+    enter_inner(state, Cow::Owned(input), context, env).map_err(|e| with_state(state, e))
 }
 
 fn enter_inner(
+    state: &State,
+    input: Cow<'_, Value>,
+    context: &Value,
+    env: &mut dyn Env,
+) -> Result<Entered, StatesError> {
+    match state {
+        State::Pass(pass) => enter_pass(pass, input, context, env),
+        other => enter_borrowed(other, &input, context, env),
+    }
+}
+
+/// Pass: `InputPath` → `Parameters` (or `Result`) → `ResultPath` → `OutputPath`.
+fn enter_pass(
+    pass: &PassState,
+    input: Cow<'_, Value>,
+    context: &Value,
+    env: &mut dyn Env,
+) -> Result<Entered, StatesError> {
+    let result = match &pass.result {
+        Some(result) => result.clone(),
+        None => {
+            let effective = apply_input_path(&pass.io, &input, context)?;
+            template_or(&pass.parameters, effective, context, env)?
+        }
+    };
+    let with_result = apply_result_path(&pass.result_path, input, result)?;
+    let output = apply_output_path(&pass.io, with_result, context)?;
+    Ok(entered(finish(&pass.transition, output)))
+}
+
+fn enter_borrowed(
     state: &State,
     input: &Value,
     context: &Value,
     env: &mut dyn Env,
 ) -> Result<Entered, StatesError> {
     match state {
-        State::Pass(pass) => {
-            let effective = apply_input_path(&pass.io, input, context)?;
-            let result = match &pass.result {
-                Some(result) => result.clone(),
-                None => template_or(&pass.parameters, effective, context, env)?,
-            };
-            let with_result = apply_result_path(&pass.result_path, input, result)?;
-            let output = apply_output_path(&pass.io, with_result, context)?;
-            Ok(entered(finish(&pass.transition, output)))
-        }
+        State::Pass(pass) => enter_pass(pass, Cow::Borrowed(input), context, env),
         State::Task(task) => {
             let effective = apply_input_path(&task.io, input, context)?;
             let timeout_seconds = resolve_u64(
@@ -509,13 +544,35 @@ pub fn complete(
     context: &Value,
     env: &mut dyn Env,
 ) -> Result<Completed, StatesError> {
+    complete_inner(state, Cow::Borrowed(state_input), result, context, env)
+}
+
+/// [`complete`] for a caller that owns the state input and is done with it: `ResultPath`
+/// then updates it in place instead of copying it.
+pub fn complete_owned(
+    state: &State,
+    state_input: Value,
+    result: Value,
+    context: &Value,
+    env: &mut dyn Env,
+) -> Result<Completed, StatesError> {
+    complete_inner(state, Cow::Owned(state_input), result, context, env)
+}
+
+fn complete_inner(
+    state: &State,
+    state_input: Cow<'_, Value>,
+    result: Value,
+    context: &Value,
+    env: &mut dyn Env,
+) -> Result<Completed, StatesError> {
     let (io, selector, result_path, transition) = match state {
         State::Task(s) => (&s.io, &s.result_selector, &s.result_path, &s.transition),
         State::Parallel(s) => (&s.io, &s.result_selector, &s.result_path, &s.transition),
         State::Map(s) => (&s.io, &s.result_selector, &s.result_path, &s.transition),
         State::Wait(wait) => {
             let run = || {
-                let effective = apply_input_path(&wait.io, state_input, context)?;
+                let effective = apply_input_path(&wait.io, &state_input, context)?;
                 apply_output_path(&wait.io, effective.into_owned(), context)
             };
             let output = run().map_err(|e| with_state(state, e))?;
@@ -583,7 +640,11 @@ pub fn on_error(
     for catcher in state.catch() {
         if catcher.error_equals.iter().any(|e| e.matches(&error.error)) {
             let error_output = json!({"Error": error.error.as_str(), "Cause": error.cause});
-            return match apply_result_path(&catcher.result_path, state_input, error_output) {
+            return match apply_result_path(
+                &catcher.result_path,
+                Cow::Borrowed(state_input),
+                error_output,
+            ) {
                 Ok(output) => ErrorOutcome::Catch {
                     next: catcher.next.clone(),
                     output,

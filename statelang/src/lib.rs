@@ -16,7 +16,13 @@
 //! map_item_input(state, effective_input, item, index, context, env) -> Result<Value, StatesError>
 //! complete(state, state_input, result, context, env) -> Result<Completed, StatesError>
 //! on_error(state, state_input, error, retry_counts, env) -> ErrorOutcome
+//!
+//! enter_owned(state, input: Value, context, env)                  // same, input moved in
+//! complete_owned(state, state_input: Value, result, context, env) // same, input moved in
 //! ```
+//!
+//! The `_owned` forms give the same results; a caller that is done with the input
+//! saves copying it when `ResultPath` writes into it.
 //!
 //! How the engine drives one state (its raw input is `input`):
 //!
@@ -83,8 +89,8 @@ pub use choice::{
 };
 pub use error::{ErrorName, StatesError};
 pub use eval::{
-    Completed, Entered, Env, ErrorOutcome, FixedEnv, WaitUntil, complete, enter, map_item_input,
-    on_error,
+    Completed, Entered, Env, ErrorOutcome, FixedEnv, WaitUntil, complete, complete_owned, enter,
+    enter_owned, map_item_input, on_error,
 };
 pub use model::{
     Catcher, ChoiceState, ExecutionType, FailState, FailText, IoPaths, JitterStrategy, MapState,

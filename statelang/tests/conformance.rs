@@ -19,9 +19,10 @@ use std::collections::HashMap;
 use serde_json::{Value, json};
 use stepyard_statelang::{
     Completed, Entered, Env, ErrorName, ErrorOutcome, State, StateMachine, StatesError, WaitUntil,
-    complete, enter, map_item_input, on_error, parse_value,
+    complete, complete_owned, enter, enter_owned, map_item_input, on_error, parse_value,
 };
 
+#[derive(Clone)]
 struct TestEnv {
     next_uuid: u32,
     random: f64,
@@ -143,7 +144,15 @@ impl Driver<'_> {
     }
 
     fn step(&mut self, state: &State, input: &Value, context: &Value) -> Result<Completed, Step> {
-        let entered = enter(state, input, context, &mut self.env).map_err(Step::Error)?;
+        // Every case also checks that the owned form gives exactly the borrowed form's answer.
+        let owned = enter_owned(state, input.clone(), context, &mut self.env.clone());
+        let entered = enter(state, input, context, &mut self.env);
+        assert_eq!(
+            owned, entered,
+            "{}: enter_owned differs from enter",
+            self.case
+        );
+        let entered = entered.map_err(Step::Error)?;
         let result = match entered {
             Entered::Next { next, output } => return Ok(Completed::Next { next, output }),
             Entered::End { output } => return Ok(Completed::End { output }),
@@ -237,7 +246,20 @@ impl Driver<'_> {
                 Value::Array(outputs)
             }
         };
-        complete(state, input, result, context, &mut self.env).map_err(Step::Error)
+        let owned = complete_owned(
+            state,
+            input.clone(),
+            result.clone(),
+            context,
+            &mut self.env.clone(),
+        );
+        let completed = complete(state, input, result, context, &mut self.env);
+        assert_eq!(
+            owned, completed,
+            "{}: complete_owned differs from complete",
+            self.case
+        );
+        completed.map_err(Step::Error)
     }
 }
 
