@@ -1285,7 +1285,6 @@ impl<'a> Step<'a> {
             self.out.writes.put_dispatch(&dispatch);
             self.out.effects.push(Effect::Dispatch(dispatch));
         }
-        self.rec.rt.dispatch_count += 1;
         self.set_phase(
             tid,
             Phase::Task(TaskPhase {

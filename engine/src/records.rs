@@ -40,12 +40,17 @@ pub(crate) struct ExecutionRecord {
     /// JSON text as given.
     pub input: String,
     pub status: ExecutionStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cause: Option<String>,
     pub start_ms: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stop_ms: Option<u64>,
     pub redrive_count: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub redrive_ms: Option<u64>,
     /// Position in the state machine's execution index.
     pub seq: u64,
@@ -55,18 +60,18 @@ pub(crate) struct ExecutionRecord {
 /// The interpreter's state of one execution: every thread of control and what it waits for.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub(crate) struct Runtime {
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub threads: BTreeMap<u32, Thread>,
     pub next_thread: u32,
     /// Id of the last event written (events are numbered from 1).
     pub last_event: u64,
     pub next_timer: u64,
     /// Open timers by id.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub timers: BTreeMap<u64, TimerInfo>,
     /// Where a redrive restarts: the root thread's state and its input when the execution stopped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub redrive_from: Option<RedrivePoint>,
-    /// Attempts of each (thread, state) entry, to prove no state ran twice for one attempt.
-    #[serde(default)]
-    pub dispatch_count: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
