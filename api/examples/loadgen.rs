@@ -526,6 +526,7 @@ async fn run(options: Options) -> Result<bool, String> {
     // Warm-up: open the connections and let the server settle; not measured. Its executions count
     // in the drain check of start-standard.
     let warm_sent = Arc::new(AtomicU64::new(0));
+    let warm_started = Instant::now();
     if !options.warmup.is_zero() {
         let until = Instant::now() + options.warmup;
         let mut tasks = Vec::new();
@@ -550,6 +551,7 @@ async fn run(options: Options) -> Result<bool, String> {
         }
     }
 
+    let warm_elapsed = warm_started.elapsed();
     let issued = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
     let started = Instant::now();
@@ -633,6 +635,7 @@ async fn run(options: Options) -> Result<bool, String> {
         "p90_ms": p90,
         "p99_ms": p99,
         "max_ms": max,
+        "warmup_requests": warm_sent.load(Ordering::Relaxed),
     });
     let mut success = error_count == 0 && ok > 0;
 
@@ -651,9 +654,10 @@ async fn run(options: Options) -> Result<bool, String> {
         }
         let drain = drain_started.elapsed();
         let succeeded = count_executions(&mut control, &arn, "SUCCEEDED").await?;
-        let completed_per_s = succeeded as f64 / (elapsed + drain).as_secs_f64();
+        // From the first start (warm-up included) to the last completion.
+        let completed_per_s = succeeded as f64 / (warm_elapsed + elapsed + drain).as_secs_f64();
         println!(
-            "start-standard: {succeeded}/{expected} SUCCEEDED; all done {:.2} s after the last start{}; {completed_per_s:.0} completed/s over start + drain (the warm-up's executions included)",
+            "start-standard: {succeeded}/{expected} SUCCEEDED; all done {:.2} s after the last start{}; {completed_per_s:.0} completed/s from the first start (warm-up included) to the last completion",
             drain.as_secs_f64(),
             if drained {
                 ""
