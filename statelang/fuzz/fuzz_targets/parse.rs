@@ -12,7 +12,11 @@ fuzz_target!(|data: &[u8]| {
     };
     if let Ok(machine) = parse(text) {
         let mut env = FixedEnv::default();
-        for input in [json!({}), json!({"a": [1, "x", null], "b": {"c": true}}), json!("s")] {
+        for input in [
+            json!({}),
+            json!({"a": [1, "x", null], "b": {"c": true}}),
+            json!("s"),
+        ] {
             for state in machine.states.values() {
                 let _ = enter(state, &input, &json!({}), &mut env);
             }
