@@ -161,6 +161,14 @@ impl SandboxApi {
 
 pub(crate) type Outcome = Result<Bytes, FunctionError>;
 
+/// What the caller of an invocation gets back.
+pub(crate) struct Answer {
+    pub outcome: Outcome,
+    pub log: InvocationLog,
+    /// From handing the event to the runtime until its answer arrived.
+    pub handler_time: Option<Duration>,
+}
+
 /// One invocation on its way through a pool.
 pub(crate) struct Invocation {
     pub request_id: String,
@@ -170,7 +178,8 @@ pub(crate) struct Invocation {
     origin: Option<TaskOrigin>,
     started_ms: u64,
     delivered_at: Mutex<Option<Instant>>,
-    answer: Mutex<Option<oneshot::Sender<(Outcome, InvocationLog)>>>,
+    answered_at: Mutex<Option<Instant>>,
+    answer: Mutex<Option<oneshot::Sender<Answer>>>,
     log: Mutex<LogBuffer>,
     timer: Mutex<Option<tokio::task::AbortHandle>>,
     store: Store,
@@ -184,7 +193,7 @@ impl Invocation {
         origin: Option<TaskOrigin>,
         function: Arc<Function>,
         store: Store,
-    ) -> (Arc<Invocation>, oneshot::Receiver<(Outcome, InvocationLog)>) {
+    ) -> (Arc<Invocation>, oneshot::Receiver<Answer>) {
         let (tx, rx) = oneshot::channel();
         let inv = Arc::new(Invocation {
             request_id,
@@ -194,6 +203,7 @@ impl Invocation {
             origin,
             started_ms: now_ms(),
             delivered_at: Mutex::new(None),
+            answered_at: Mutex::new(None),
             answer: Mutex::new(Some(tx)),
             log: Mutex::new(LogBuffer::default()),
             timer: Mutex::new(None),
@@ -216,8 +226,10 @@ impl Invocation {
             timer.abort();
         }
         let ended = now_ms();
-        let duration_ms = lock(&self.delivered_at)
-            .map(|t| t.elapsed().as_secs_f64() * 1000.0)
+        let answered = lock(&self.answered_at).unwrap_or_else(Instant::now);
+        let handler_time = lock(&self.delivered_at).map(|t| answered.saturating_duration_since(t));
+        let duration_ms = handler_time
+            .map(|d| d.as_secs_f64() * 1000.0)
             .unwrap_or(0.0);
         let log = {
             let mut buffer = lock(&self.log);
@@ -242,7 +254,11 @@ impl Invocation {
         if let Err(e) = self.store.put_log(&log) {
             tracing::warn!(request_id = %self.request_id, error = %e, "cannot store invocation logs");
         }
-        let _ = answer.send((outcome, log));
+        let _ = answer.send(Answer {
+            outcome,
+            log,
+            handler_time,
+        });
         true
     }
 }
@@ -358,10 +374,12 @@ impl Sandbox {
     async fn finish(&self, request_id: &str) -> Result<Arc<Invocation>, RuntimeApiError> {
         let open = lock(&self.current)
             .as_ref()
-            .is_some_and(|inv| inv.request_id == request_id);
-        if !open {
+            .filter(|inv| inv.request_id == request_id)
+            .cloned();
+        let Some(inv) = open else {
             return Err(RuntimeApiError::InvalidRequestId(request_id.to_string()));
-        }
+        };
+        *lock(&inv.answered_at) = Some(Instant::now());
         self.drain_logs().await;
         let taken = {
             let mut current = lock(&self.current);

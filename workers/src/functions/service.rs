@@ -91,6 +91,12 @@ impl FunctionError {
     }
 }
 
+type Reply = (
+    std::result::Result<Bytes, FunctionError>,
+    InvocationLog,
+    Option<std::time::Duration>,
+);
+
 /// Which Task state made an invocation (for the logs' index by execution).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TaskOrigin {
@@ -119,6 +125,10 @@ pub struct InvokeOutput {
     /// The handler's result (JSON text) or its error.
     pub result: std::result::Result<Bytes, FunctionError>,
     pub log: InvocationLog,
+    /// From handing the event to the handler until its answer arrived (for `process`: the
+    /// handler plus its runtime client's own work; for `http`: the HTTP call). The rest of an
+    /// invocation's time is Stepyard's.
+    pub handler_time: Option<std::time::Duration>,
 }
 
 /// A function's warm pool right now.
@@ -333,7 +343,7 @@ impl Functions {
             .request_id
             .clone()
             .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-        let (result, log) = match &function.spec.runtime {
+        let (result, log, handler_time) = match &function.spec.runtime {
             FunctionRuntime::Process { .. } => {
                 self.invoke_process(function.clone(), request_id.clone(), invoke)
                     .await?
@@ -348,6 +358,7 @@ impl Functions {
             executed_version: LATEST.into(),
             result,
             log,
+            handler_time,
         })
     }
 
@@ -375,7 +386,7 @@ impl Functions {
         function: Arc<Function>,
         request_id: String,
         invoke: Invoke,
-    ) -> Result<(std::result::Result<Bytes, FunctionError>, InvocationLog)> {
+    ) -> Result<Reply> {
         // A pool closed by an update between lookup and submit: use the new one.
         for _ in 0..2 {
             let function = self.cached(&function.spec.name).unwrap_or(function.clone());
@@ -391,7 +402,7 @@ impl Functions {
             match pool.submit(inv) {
                 Ok(()) => {
                     return match answer.await {
-                        Ok((outcome, log)) => Ok((outcome, log)),
+                        Ok(answer) => Ok((answer.outcome, answer.log, answer.handler_time)),
                         Err(_) => Ok((
                             Err(FunctionError::new(
                                 "Runtime.ExitError",
@@ -399,6 +410,7 @@ impl Functions {
                                 "the sandbox was stopped (server shutdown)",
                             )),
                             empty_log(&function, &request_id),
+                            None,
                         )),
                     };
                 }
@@ -423,7 +435,7 @@ impl Functions {
         url: &str,
         request_id: String,
         invoke: Invoke,
-    ) -> Result<(std::result::Result<Bytes, FunctionError>, InvocationLog)> {
+    ) -> Result<Reply> {
         let gate = self.gate(function);
         let started_ms = now_ms();
         let started = std::time::Instant::now();
@@ -459,7 +471,7 @@ impl Functions {
         if let Err(e) = self.inner.store.put_log(&log) {
             tracing::warn!(%request_id, error = %e, "cannot store invocation logs");
         }
-        Ok((outcome, log))
+        Ok((outcome, log, Some(started.elapsed())))
     }
 
     // ---- logs and state ------------------------------------------------------------------
