@@ -747,19 +747,28 @@ impl ContainerRuntime {
         container: &str,
     ) {
         let config = &self.inner.config;
-        let inspected = docker.inspect(container).await.ok().flatten();
-        let logs = docker.logs(container, config.log_limit_bytes).await;
+        // Three independent reads: at once (reading the result file is the slow one, Docker
+        // mounts the container's filesystem for it).
+        let wants_file = matches!(rec.spec.result, ResultSource::Auto | ResultSource::File);
+        let (inspected, logs, file) = tokio::join!(
+            docker.inspect(container),
+            docker.logs(container, config.log_limit_bytes),
+            async {
+                if wants_file {
+                    docker
+                        .read_file(container, RESULT_FILE, config.max_result_bytes)
+                        .await
+                        .ok()
+                        .flatten()
+                } else {
+                    None
+                }
+            }
+        );
+        let inspected = inspected.ok().flatten();
         let (combined, stdout) = match logs {
             Ok(l) => (l.combined, l.stdout),
             Err(e) => (format!("(logs unavailable: {e})").into_bytes(), Vec::new()),
-        };
-        let file = match rec.spec.result {
-            ResultSource::Auto | ResultSource::File => docker
-                .read_file(container, RESULT_FILE, config.max_result_bytes)
-                .await
-                .ok()
-                .flatten(),
-            _ => None,
         };
         rec.status = JobStatus::Stopped;
         rec.stopped_ms = Some(config.clock.now_ms());
