@@ -461,3 +461,56 @@ async fn detached_jobs_queue_at_the_limit_and_stop_on_request() {
         "up\n"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bind_mounts_are_read_only_and_only_from_allowed_folders() {
+    image();
+    let dir = tempfile::tempdir().unwrap();
+    let allowed = dir.path().join("repos");
+    std::fs::create_dir(&allowed).unwrap();
+    std::fs::write(allowed.join("README"), "hello from the host\n").unwrap();
+    let engine = Engine::open(EngineConfig::new(dir.path().join("engine")))
+        .await
+        .unwrap();
+    let runtime = ContainerRuntime::open(ContainerConfig {
+        allowed_mount_roots: vec![allowed.clone()],
+        ..ContainerConfig::new(dir.path().join("containers"))
+    })
+    .unwrap();
+    engine.register_worker(ECS_RUN_TASK, Arc::new(runtime.clone()));
+    let rig = Rig {
+        engine,
+        runtime,
+        _dir: dir,
+    };
+    let mut spec = shell(
+        "reader",
+        r#"cat /src/README; if touch /src/written 2>/dev/null; then echo '{"writable": true}'; else echo '{"writable": false}'; fi"#,
+    );
+    spec.mounts = vec![stepyard_workers::containers::BindMount {
+        source: allowed.clone(),
+        target: "/src".into(),
+    }];
+    rig.runtime.register_definition(spec.clone()).await.unwrap();
+    let done = rig
+        .run(
+            "reader",
+            one_task(
+                "arn:aws:states:::ecs:runTask.sync",
+                json!({"TaskDefinition": "reader"}),
+                json!({"ResultSelector": {"r.$": "$.Result"}}),
+            ),
+            json!({}),
+        )
+        .await;
+    assert_eq!(done.status, ExecutionStatus::Succeeded, "{done:?}");
+    assert_eq!(done.output.as_deref(), Some(r#"{"r":{"writable":false}}"#));
+    assert!(!allowed.join("written").exists());
+    // A folder outside the allowed ones is refused at registration.
+    spec.mounts[0].source = "/etc".into();
+    let err = rig.runtime.register_definition(spec).await.unwrap_err();
+    assert!(
+        err.to_string().contains("outside the allowed folders"),
+        "{err}"
+    );
+}
