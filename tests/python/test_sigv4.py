@@ -31,3 +31,16 @@ def test_unknown_key_is_rejected(signed_server):
     with pytest.raises(ClientError) as excinfo:
         client.list_state_machines()
     assert excinfo.value.response["Error"]["Code"] == "UnrecognizedClientException"
+
+
+def test_lambda_invoke_path_is_signed_too(signed_server):
+    # No function is needed: the signature is checked before the function is looked up.
+    good = signed_server.client("lambda", key="AKIDSTEPYARD", secret="s3cret-key")
+    with pytest.raises(ClientError) as excinfo:
+        good.invoke(FunctionName="arn:aws:lambda:us-east-1:123456789012:function:absent", Payload=b"{}")
+    assert excinfo.value.response["Error"]["Code"] == "ResourceNotFoundException"
+    bad = signed_server.client("lambda", key="AKIDSTEPYARD", secret="wrong")
+    with pytest.raises(ClientError) as excinfo:
+        bad.invoke(FunctionName="absent", Payload=b"{}")
+    assert excinfo.value.response["Error"]["Code"] == "InvalidSignatureException"
+    assert excinfo.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403

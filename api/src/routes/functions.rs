@@ -572,9 +572,16 @@ pub async fn lambda_invoke(
     State(state): State<AppState>,
     Path(function): Path<String>,
     Query(query): Query<LambdaInvokeQuery>,
+    uri: axum::http::Uri,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    // With access keys configured, Lambda's path is signed like the JSON protocol on `POST /`.
+    if let Some(keys) = state.config().aws_access_keys()
+        && let Some(response) = signature_failure(&uri, &headers, &body, keys)
+    {
+        return response;
+    }
     let header = |name: &str| {
         headers
             .get(name)
@@ -642,6 +649,45 @@ pub async fn lambda_invoke(
             &format!("InvocationType '{other}' is not RequestResponse, Event or DryRun"),
         ),
     }
+}
+
+/// The error response when the request's SigV4 signature does not check out.
+fn signature_failure(
+    uri: &axum::http::Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+    keys: &[(String, String)],
+) -> Option<Response> {
+    use crate::aws::sigv4;
+    let header_list: Vec<(String, String)> = headers
+        .iter()
+        .filter_map(|(name, value)| {
+            value
+                .to_str()
+                .ok()
+                .map(|value| (name.as_str().to_owned(), value.to_owned()))
+        })
+        .collect();
+    let request = sigv4::SignedRequest {
+        method: "POST",
+        path: uri.path(),
+        query: uri.query().unwrap_or_default(),
+        headers: &header_list,
+        body,
+    };
+    sigv4::verify(&request, |access_key| {
+        keys.iter()
+            .find(|(id, _)| id == access_key)
+            .map(|(_, secret)| secret.clone())
+    })
+    .map_err(|err| {
+        let status = match err {
+            sigv4::SigError::Missing => StatusCode::BAD_REQUEST,
+            _ => StatusCode::FORBIDDEN,
+        };
+        lambda_error(status, err.aws_type(), &err.to_string())
+    })
+    .err()
 }
 
 fn split_function_name(text: &str) -> (String, Option<String>) {
