@@ -796,3 +796,40 @@ async fn rest_api_manages_functions_and_invokes_them_sync_and_async() {
     let (status, _) = h.get("/v1/functions/api-echo").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_sandboxes_are_stopped_and_started_again_on_demand() {
+    use std::sync::Arc;
+    use stepyard_workers::functions::{Functions, FunctionsConfig};
+    let h = Harness::new().await;
+    let temp = tempfile::tempdir().unwrap();
+    let functions = Functions::open(FunctionsConfig {
+        idle_timeout: Duration::from_millis(200),
+        ..FunctionsConfig::new(
+            temp.path().join("functions"),
+            Arc::new(stepyard_api::runtime_api::LoopbackRuntimeApi),
+        )
+    })
+    .unwrap();
+    functions.create(h.spec("idle")).await.unwrap();
+    let call = || {
+        functions.invoke(
+            "idle",
+            Invoke {
+                payload: Bytes::from_static(b"{}"),
+                ..Invoke::default()
+            },
+        )
+    };
+    let first = ok(&call().await.unwrap());
+    tokio::time::timeout(
+        Duration::from_secs(20),
+        functions.wait_for_sandboxes("idle", |n| n == 0),
+    )
+    .await
+    .expect("the idle sandbox is stopped");
+    let second = ok(&call().await.unwrap());
+    assert_ne!(second["pid"], first["pid"], "a new process after reaping");
+    assert_eq!(functions.pool_stats("idle").cold_starts, 2);
+    functions.shutdown().await.unwrap();
+}

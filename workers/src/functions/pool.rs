@@ -449,6 +449,8 @@ pub(crate) struct Pool {
     state: Mutex<PoolState>,
     next_sandbox: AtomicU64,
     me: Weak<Pool>,
+    /// The number of live sandboxes, for waiting on scaling and reaping.
+    pub live: tokio::sync::watch::Sender<usize>,
 }
 
 /// Why an invocation could not be queued.
@@ -465,6 +467,7 @@ impl Pool {
             state: Mutex::new(PoolState::default()),
             next_sandbox: AtomicU64::new(1),
             me: me.clone(),
+            live: tokio::sync::watch::Sender::new(0),
         });
         tokio::spawn(reap_idle(Arc::downgrade(&pool)));
         pool
@@ -528,6 +531,7 @@ impl Pool {
             st.cold_starts += 1;
             tokio::spawn(crate::functions::process::run_sandbox(me, sandbox));
         }
+        self.live.send_replace(st.sandboxes.len());
     }
 
     fn sandbox_ready(&self) {

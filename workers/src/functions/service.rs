@@ -504,6 +504,15 @@ impl Functions {
             .unwrap_or_default()
     }
 
+    /// Waits until the function's live sandbox count satisfies `done` (scaling, reaping).
+    pub async fn wait_for_sandboxes(&self, name: &str, done: impl Fn(usize) -> bool) {
+        let pool = lock(&self.inner.pools).get(name).cloned();
+        if let Some(pool) = pool {
+            let mut live = pool.live.subscribe();
+            let _ = live.wait_for(|n| done(*n)).await;
+        }
+    }
+
     /// Stops every sandbox and flushes the store (server shutdown).
     pub async fn shutdown(&self) -> Result<()> {
         let pools: Vec<Arc<Pool>> = lock(&self.inner.pools).drain().map(|(_, p)| p).collect();
