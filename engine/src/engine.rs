@@ -229,6 +229,15 @@ impl Engine {
         Ok(())
     }
 
+    /// Another tree of the engine's database with its own group committer, for a subsystem
+    /// that lives beside the engine (the event bus, topics).
+    pub(crate) fn sibling_store(&self, tree: &str) -> Result<(SledStore, Committer)> {
+        let store = self.inner.store.sibling(tree)?;
+        // Like the engine's own committer, it ends once the last sender is dropped.
+        let (committer, _task) = Committer::start(store.clone());
+        Ok((store, committer))
+    }
+
     // ---- workers ---------------------------------------------------------------------------
 
     /// Serves Task resources that `matcher` accepts with `worker`. Later registrations win.

@@ -158,6 +158,20 @@ impl SledStore {
         Ok(SledStore { db, tree })
     }
 
+    /// Another tree of the same database, for a subsystem with its own key space (the event
+    /// bus, topics). It is flushed by the same flushes; a batch is atomic within one tree.
+    pub fn sibling(&self, tree: &str) -> Result<SledStore> {
+        Ok(SledStore {
+            db: self.db.clone(),
+            tree: self.db.open_tree(tree)?,
+        })
+    }
+
+    /// The raw tree, for a sibling subsystem's own typed store module.
+    pub fn tree(&self) -> &sled::Tree {
+        &self.tree
+    }
+
     /// A number never handed out before in this data folder (monotonic).
     pub fn next_seq(&self) -> Result<u64> {
         Ok(self.db.generate_id()?)
@@ -168,14 +182,14 @@ impl SledStore {
         Ok(())
     }
 
-    fn get<T: DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>> {
+    pub(crate) fn get<T: DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>> {
         match self.tree.get(key)? {
             Some(bytes) => Ok(Some(decode(&bytes)?)),
             None => Ok(None),
         }
     }
 
-    fn scan<T: DeserializeOwned>(&self, prefix: &[u8]) -> Result<Vec<T>> {
+    pub(crate) fn scan<T: DeserializeOwned>(&self, prefix: &[u8]) -> Result<Vec<T>> {
         self.tree
             .scan_prefix(prefix)
             .map(|kv| decode(&kv?.1))
@@ -376,10 +390,11 @@ impl WriteSet {
     pub fn is_empty(&self) -> bool {
         self.ops.is_empty()
     }
-    fn put<T: Serialize>(&mut self, key: Vec<u8>, value: &T) {
+    /// For a sibling subsystem's own typed write methods (its keys, its layout).
+    pub(crate) fn put<T: Serialize>(&mut self, key: Vec<u8>, value: &T) {
         self.ops.push((key, Some(encode(value))));
     }
-    fn del(&mut self, key: Vec<u8>) {
+    pub(crate) fn del(&mut self, key: Vec<u8>) {
         self.ops.push((key, None));
     }
     pub fn put_state_machine(&mut self, r: &StateMachineRecord) {
