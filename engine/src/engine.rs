@@ -238,6 +238,25 @@ impl Engine {
         Ok((store, committer))
     }
 
+    /// The worker that serves a Task resource (a closure function registered by name first,
+    /// then the registered matchers), for deliveries outside executions (bus targets, topic
+    /// subscriptions) that call the same functions Task states call.
+    pub(crate) fn worker_for(
+        &self,
+        resource: &str,
+        function_name: Option<&str>,
+    ) -> Option<Arc<dyn TaskWorker>> {
+        if let Some(name) = function_name
+            && let Some(w) = read(&self.inner.functions).get(name)
+        {
+            return Some(w.clone());
+        }
+        read(&self.inner.workers)
+            .iter()
+            .find(|(m, _)| m.matches(resource))
+            .map(|(_, w)| w.clone())
+    }
+
     // ---- workers ---------------------------------------------------------------------------
 
     /// Serves Task resources that `matcher` accepts with `worker`. Later registrations win.
