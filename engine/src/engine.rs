@@ -229,6 +229,11 @@ impl Engine {
         Ok(())
     }
 
+    /// How this engine was opened (clock, ids, region and account).
+    pub fn config(&self) -> &EngineConfig {
+        &self.inner.config
+    }
+
     /// Another tree of the engine's database with its own group committer, for a subsystem
     /// that lives beside the engine (the event bus, topics).
     pub(crate) fn sibling_store(&self, tree: &str) -> Result<(SledStore, Committer)> {

@@ -51,6 +51,18 @@ pub enum Error {
     StateMachineTypeNotSupported(String),
     #[error("{0}")]
     InvalidNextToken(String),
+    /// An event bus, rule, archive, replay, connection or API destination that does not exist.
+    #[error("{0}")]
+    ResourceNotFound(String),
+    #[error("{0}")]
+    ResourceAlreadyExists(String),
+    #[error("{0}")]
+    InvalidEventPattern(String),
+    /// The resource is not in a state that allows the call (e.g. cancelling a finished replay).
+    #[error("{0}")]
+    IllegalStatus(String),
+    #[error("{0}")]
+    LimitExceeded(String),
     #[error("the data folder {} is in use by another process (its lock is held)", .path.display())]
     StoreLocked { path: PathBuf },
     #[error("store error: {0}")]

@@ -27,6 +27,7 @@
 //! error types. Workers (function runtimes, containers) implement [`TaskWorker`].
 
 mod arn;
+pub mod bus;
 mod clock;
 mod engine;
 mod error;

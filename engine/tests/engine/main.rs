@@ -3,6 +3,7 @@
 mod common;
 
 mod basics;
+mod bus;
 mod crash;
 mod flow;
 mod lifecycle;
