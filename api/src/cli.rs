@@ -100,6 +100,9 @@ pub struct ServeArgs {
     /// Docker's bridge gateway, and containers get that address].
     #[arg(long, env = "STEPYARD_CONTAINER_API_URL")]
     pub container_api_url: Option<String>,
+    /// The secret GitHub webhooks are signed with (checks `X-Hub-Signature-256`).
+    #[arg(long, env = "STEPYARD_GITHUB_WEBHOOK_SECRET", hide_env_values = true)]
+    pub github_webhook_secret: Option<String>,
 }
 
 pub fn main() -> ExitCode {

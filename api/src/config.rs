@@ -55,6 +55,7 @@ pub struct FileConfig {
     pub container_mount_roots: Option<Vec<PathBuf>>,
     pub max_running_containers: Option<usize>,
     pub container_api_url: Option<String>,
+    pub github_webhook_secret: Option<String>,
 }
 
 /// An AWS access key pair that SigV4-signed requests may use.
@@ -96,6 +97,9 @@ pub struct ServerConfig {
     /// Container tasks (`ecs:runTask`): the Docker endpoint, the host folders task definitions may
     /// bind-mount read-only, the running-job limit, and the API URL containers call back on.
     pub containers: ContainerSettings,
+    /// The secret GitHub signs webhooks with (`X-Hub-Signature-256`); without it
+    /// `/v1/webhooks/github/{bus}` refuses every delivery.
+    pub github_webhook_secret: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -132,6 +136,7 @@ impl ServerConfig {
             auth_tokens: Vec::new(),
             aws_access_keys: Vec::new(),
             containers: ContainerSettings::default(),
+            github_webhook_secret: None,
         }
     }
 
@@ -255,7 +260,13 @@ impl ServerConfig {
                 message: "must be greater than 0".into(),
             });
         }
+        let github_webhook_secret = args
+            .github_webhook_secret
+            .clone()
+            .or(file.github_webhook_secret)
+            .filter(|s| !s.is_empty());
         Ok(ServerConfig {
+            github_webhook_secret,
             containers,
             listen,
             data_dir,

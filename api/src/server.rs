@@ -13,6 +13,17 @@ pub async fn run(
     config: ServerConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    // Polled once now so the signal handlers are installed before anyone is told we listen:
+    // a SIGTERM right after the "listening" line must shut down cleanly, not kill the process.
+    let mut shutdown = Box::pin(shutdown);
+    let signalled =
+        std::future::poll_fn(|cx| std::task::Poll::Ready(shutdown.as_mut().poll(cx).is_ready()))
+            .await;
+    let shutdown = async move {
+        if !signalled {
+            shutdown.await;
+        }
+    };
     let listen = config.listen;
     let data_dir = config.data_dir.clone();
     let state = AppState::open(config).await?;

@@ -2,8 +2,10 @@
 
 use std::sync::Arc;
 
+use stepyard_engine::bus::{Bus, BusConfig};
 use stepyard_engine::{Engine, EngineConfig};
 use stepyard_workers::containers::ContainerRuntime;
+use stepyard_workers::events::ReqwestHttpSender;
 use stepyard_workers::functions::Functions;
 
 use crate::config::ServerConfig;
@@ -17,6 +19,7 @@ pub struct AppState {
 struct Inner {
     config: ServerConfig,
     engine: Engine,
+    bus: Bus,
     containers: ContainerRuntime,
     functions: Functions,
     rate_limiter: RateLimiter,
@@ -34,12 +37,24 @@ impl AppState {
         .await?;
         let containers = crate::routes::tasks_containers::open_runtime(&config, &engine)?;
         let functions = crate::routes::functions::open_runtime(&config, &engine)?;
-        Ok(AppState::with_engine(config, engine, containers, functions))
+        let bus = Bus::open(
+            &engine,
+            BusConfig {
+                http: Some(Arc::new(ReqwestHttpSender::default())),
+                ..BusConfig::default()
+            },
+        )
+        .await?;
+        engine.register_worker("arn:aws:states:::events:putEvents", Arc::new(bus.clone()));
+        Ok(AppState::with_engine(
+            config, engine, bus, containers, functions,
+        ))
     }
 
     pub fn with_engine(
         config: ServerConfig,
         engine: Engine,
+        bus: Bus,
         containers: ContainerRuntime,
         functions: Functions,
     ) -> Self {
@@ -49,6 +64,7 @@ impl AppState {
             inner: Arc::new(Inner {
                 config,
                 engine,
+                bus,
                 containers,
                 functions,
                 rate_limiter,
@@ -62,6 +78,10 @@ impl AppState {
 
     pub fn engine(&self) -> &Engine {
         &self.inner.engine
+    }
+
+    pub fn bus(&self) -> &Bus {
+        &self.inner.bus
     }
 
     pub fn containers(&self) -> &ContainerRuntime {
@@ -97,6 +117,7 @@ impl AppState {
 
     /// Stops the engine's loops and flushes the store.
     pub async fn close(&self) -> Result<(), stepyard_engine::Error> {
+        self.inner.bus.shutdown().await;
         if let Err(e) = self.inner.functions.shutdown().await {
             tracing::warn!(error = %e, "stopping the function sandboxes");
         }

@@ -27,7 +27,20 @@ fn openapi_document_is_3_1_with_the_servers_paths() {
     let doc: serde_json::Value = response.json().unwrap();
     assert_eq!(doc["openapi"], "3.1.0");
     assert_eq!(doc["info"]["title"], "Stepyard");
-    assert!(doc["paths"]["/healthz"]["get"].is_object(), "{doc}");
+    for (path, method) in [
+        ("/healthz", "get"),
+        ("/v1/state-machines", "post"),
+        ("/v1/state-machines/{name}/executions", "post"),
+        ("/v1/activities/{name}/poll", "post"),
+        ("/v1/event-buses/{bus}/events", "post"),
+        ("/v1/functions", "post"),
+        ("/v1/task-definitions", "post"),
+    ] {
+        assert!(
+            doc["paths"][path][method].is_object(),
+            "{method} {path} is missing from the document"
+        );
+    }
 }
 
 #[test]
@@ -100,6 +113,53 @@ fn sigterm_shuts_down_cleanly_and_flushes() {
         lines.iter().any(|line| line.contains("stopped")),
         "{lines:#?}"
     );
+}
+
+#[test]
+fn sigterm_lets_an_in_flight_request_finish() {
+    let temp = tempfile::tempdir().unwrap();
+    let server = Server::start_with(
+        &temp.path().join("data"),
+        &[],
+        &[("RUST_LOG", "info,stepyard::http=debug")],
+    );
+    let client = reqwest::blocking::Client::new();
+    let created = client
+        .post(server.url("/v1/activities"))
+        .json(&serde_json::json!({"name": "slow"}))
+        .send()
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let poll_url = server.url("/v1/activities/slow/poll?wait_seconds=2");
+    let poll = std::thread::spawn(move || {
+        reqwest::blocking::Client::new()
+            .post(poll_url)
+            .send()
+            .map(|r| r.status())
+    });
+    // The long poll is being handled once the server logs its start.
+    loop {
+        let line = server
+            .log
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .expect("the poll reaches the server");
+        if line.contains("request started") && line.contains("/v1/activities/slow/poll") {
+            break;
+        }
+    }
+    let (status, lines) = server.terminate();
+    assert!(status.success(), "exit status {status:?}");
+    let answered = poll
+        .join()
+        .unwrap()
+        .expect("the in-flight poll got an answer");
+    // No task came in the 2 s: the poll's normal empty answer, given after the SIGTERM.
+    assert_eq!(answered, 204, "{lines:#?}");
+    let sigterm = lines.iter().position(|l| l.contains("SIGTERM received"));
+    let answer = lines
+        .iter()
+        .position(|l| l.contains("path=/v1/activities/slow/poll"));
+    assert!(sigterm < answer && sigterm.is_some(), "{lines:#?}");
 }
 
 #[test]

@@ -22,8 +22,8 @@ REGION = "us-east-1"
 
 
 class Server:
-    def __init__(self, *extra_args, env=None):
-        self.data_dir = tempfile.mkdtemp(prefix="stepyard-py-")
+    def __init__(self, *extra_args, env=None, data_dir=None):
+        self.data_dir = data_dir or tempfile.mkdtemp(prefix="stepyard-py-")
         full_env = dict(os.environ)
         full_env.update(env or {})
         full_env.setdefault("RUST_LOG", "info")

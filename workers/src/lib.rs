@@ -1,4 +1,5 @@
 //! Worker implementations (functions, containers, notifications) behind the engine's traits.
 
 pub mod containers;
+pub mod events;
 pub mod functions;

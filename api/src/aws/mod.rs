@@ -4,6 +4,7 @@
 //! (`AWSEvents.<Operation>`). Errors answer `{"__type": NAME, "message": TEXT}` with AWS's status
 //! codes, so SDKs raise their modelled exceptions (`StateMachineDoesNotExist`, ...).
 
+pub mod events;
 pub mod sfn;
 pub mod sigv4;
 pub mod test_state;
@@ -83,6 +84,11 @@ impl From<EngineError> for AwsError {
             EngineError::ValidationException(_) => "ValidationException",
             EngineError::StateMachineTypeNotSupported(_) => "StateMachineTypeNotSupported",
             EngineError::InvalidNextToken(_) => "InvalidToken",
+            EngineError::ResourceNotFound(_) => "ResourceNotFoundException",
+            EngineError::ResourceAlreadyExists(_) => "ResourceAlreadyExistsException",
+            EngineError::InvalidEventPattern(_) => "InvalidEventPatternException",
+            EngineError::IllegalStatus(_) => "IllegalStatusException",
+            EngineError::LimitExceeded(_) => "LimitExceededException",
             EngineError::ShuttingDown => {
                 return AwsError::new(
                     StatusCode::SERVICE_UNAVAILABLE,
@@ -190,6 +196,7 @@ pub async fn handle(
         }
         match service {
             "AWSStepFunctions" => sfn::dispatch(state.engine(), operation, &body).await,
+            "AWSEvents" => events::dispatch(state.bus(), operation, &body).await,
             "" => Err(AwsError::new(
                 StatusCode::BAD_REQUEST,
                 "MissingTargetException",

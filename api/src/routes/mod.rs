@@ -19,6 +19,7 @@ use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
 
 pub mod activities;
+pub mod event_buses;
 pub mod executions;
 pub mod functions;
 pub mod health;
@@ -46,6 +47,7 @@ pub const REQUEST_ID_HEADER: &str = "x-request-id";
         (name = "activities", description = "Task queues polled by external workers"),
         (name = "containers", description = "Task definitions and container tasks on Docker (ecs:runTask)"),
         (name = "functions", description = "Functions run on demand (the Lambda idea): definitions, invocations, logs"),
+        (name = "event bus", description = "Buses, events, rules with patterns or schedules, targets, archives, replays, dead letters, webhooks in (the EventBridge idea)"),
         (name = "aws", description = "The AWS JSON protocol for AWS SDKs and the AWS CLI"),
         (name = "system", description = "Health, metrics and documentation")
     ),
@@ -77,6 +79,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .merge(functions::routes())
         .merge(task_definitions::routes())
         .merge(tasks_containers::routes())
+        .merge(event_buses::routes())
 }
 
 /// The OpenAPI document of the native API, as served at `/openapi.json`.
@@ -143,6 +146,7 @@ async fn log_request(request: Request, next: Next) -> Response {
         });
     // Every log line written while handling the request carries its id.
     let span = tracing::info_span!("request", request_id = %request_id);
+    tracing::debug!(target: "stepyard::http", %method, %path, request_id = %request_id, "request started");
     let response = next.run(request).instrument(span).await;
     let status = response.status().as_u16();
     let elapsed = started.elapsed();

@@ -66,6 +66,11 @@ impl From<EngineError> for ApiError {
                 (StatusCode::BAD_REQUEST, "StateMachineTypeNotSupported")
             }
             E::DataLimitExceeded(_) => (StatusCode::PAYLOAD_TOO_LARGE, "DataLimitExceeded"),
+            E::ResourceNotFound(_) => (StatusCode::NOT_FOUND, "ResourceNotFound"),
+            E::ResourceAlreadyExists(_) => (StatusCode::CONFLICT, "ResourceAlreadyExists"),
+            E::InvalidEventPattern(_) => (StatusCode::BAD_REQUEST, "InvalidEventPattern"),
+            E::IllegalStatus(_) => (StatusCode::CONFLICT, "IllegalStatus"),
+            E::LimitExceeded(_) => (StatusCode::BAD_REQUEST, "LimitExceeded"),
             E::ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, "ShuttingDown"),
             // Listed, not matched with `_`, so a new engine error has to be mapped here.
             E::StoreLocked { .. } | E::Store(_) | E::Corrupt(_) => return ApiError::internal(err),
