@@ -514,3 +514,118 @@ async fn bind_mounts_are_read_only_and_only_from_allowed_folders() {
         "{err}"
     );
 }
+
+fn inspect(container: &str, format: &str) -> String {
+    let out = Command::new("docker")
+        .args(["inspect", "--format", format, container])
+        .output()
+        .expect("docker inspect");
+    assert!(
+        out.status.success(),
+        "docker inspect {container}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn plain_run_task_returns_once_running_with_labels_and_limits_on_the_container() {
+    let rig = rig().await;
+    // Runs until told to stop, so the test can look at the live container.
+    rig.runtime
+        .register_definition(shell("live", "echo up; while :; do sleep 0.1; done"))
+        .await
+        .unwrap();
+    let done = rig
+        .run(
+            "plain",
+            one_task(
+                "arn:aws:states:::ecs:runTask",
+                json!({"TaskDefinition": "live"}),
+                json!({}),
+            ),
+            json!({}),
+        )
+        .await;
+    // Without .sync the state ends when the task is RUNNING (ECS's RunTask answer).
+    assert_eq!(done.status, ExecutionStatus::Succeeded, "{done:?}");
+    let out: Value = serde_json::from_str(done.output.as_deref().unwrap()).unwrap();
+    let description = &out["Tasks"][0];
+    assert_eq!(description["LastStatus"], "RUNNING", "{out}");
+    let job = job_id_of(description);
+    let container = containers_of_job(&job);
+    assert!(
+        !container.is_empty(),
+        "the container runs on after the state"
+    );
+    assert_eq!(
+        inspect(
+            &container,
+            "{{index .Config.Labels \"io.stepyard.execution\"}}"
+        ),
+        done.execution_arn
+    );
+    assert_eq!(
+        inspect(&container, "{{index .Config.Labels \"io.stepyard.state\"}}"),
+        "Run"
+    );
+    assert_eq!(
+        inspect(
+            &container,
+            "{{index .Config.Labels \"io.stepyard.attempt\"}}"
+        ),
+        "0"
+    );
+    // cpu 512 units = half a core; 64 MiB without extra swap; 64 processes; no network,
+    // not privileged.
+    assert_eq!(inspect(&container, "{{.HostConfig.NanoCpus}}"), "500000000");
+    assert_eq!(
+        inspect(&container, "{{.HostConfig.Memory}}"),
+        (64 * 1024 * 1024).to_string()
+    );
+    assert_eq!(
+        inspect(&container, "{{.HostConfig.MemorySwap}}"),
+        (64 * 1024 * 1024).to_string()
+    );
+    assert_eq!(inspect(&container, "{{.HostConfig.PidsLimit}}"), "64");
+    assert_eq!(inspect(&container, "{{.HostConfig.NetworkMode}}"), "none");
+    assert_eq!(inspect(&container, "{{.HostConfig.Privileged}}"), "false");
+    rig.runtime.stop(&job).unwrap();
+    let stopped = rig
+        .runtime
+        .wait_for(&job, |j| j.status == JobStatus::Stopped)
+        .await
+        .unwrap();
+    assert_eq!(stopped.stop_code, Some(StopCode::UserInitiated));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_timeout_sends_sigterm_before_the_kill() {
+    let rig = rig().await;
+    // The shell notes the SIGTERM and goes on, so only the kill after the grace ends it.
+    let mut spec = shell(
+        "stubborn",
+        "trap 'echo got TERM' TERM; echo started; while :; do sleep 0.1; done",
+    );
+    spec.timeout_seconds = Some(1);
+    rig.runtime.register_definition(spec).await.unwrap();
+    let done = rig
+        .run(
+            "stubborn",
+            one_task(
+                "arn:aws:states:::ecs:runTask.sync",
+                json!({"TaskDefinition": "stubborn"}),
+                json!({}),
+            ),
+            json!({}),
+        )
+        .await;
+    assert_eq!(done.error.as_deref(), Some("States.Timeout"), "{done:?}");
+    let job = rig.runtime.jobs().unwrap().remove(0);
+    let logs = String::from_utf8_lossy(&rig.runtime.logs(&job.id).await.unwrap()).to_string();
+    assert!(logs.contains("started"), "{logs}");
+    assert!(logs.contains("got TERM"), "SIGTERM came first: {logs}");
+    // Killed, not exited on its own: 137 is 128 + SIGKILL.
+    let exit = job.exit_code;
+    assert_eq!(exit, Some(137), "{job:?}");
+}
