@@ -562,6 +562,10 @@ for op, operand, value, want in TS:
 check(v("TimestampEqualsPath", "$.w"), {"v": "2020-01-01T00:00:00Z", "w": "2020-01-01T00:00:00Z"}, "yes")
 check(v("TimestampLessThanPath", "$.w"), {"v": "2020-01-01T00:00:00Z", "w": "2021-01-01T00:00:00Z"}, "yes")
 check(v("TimestampGreaterThanPath", "$.w"), {"v": "2020-01-01T00:00:00Z", "w": "bad"}, "no", name="TimestampGreaterThanPath with an invalid operand is false")
+check(v("TimestampLessThanEqualsPath", "$.w"), {"v": "2020-01-01T00:00:00Z", "w": "2020-01-01T00:00:00Z"}, "yes", name="TimestampLessThanEqualsPath on equal times")
+check(v("TimestampLessThanEqualsPath", "$.w"), {"v": "2020-01-02T00:00:00Z", "w": "2020-01-01T00:00:00Z"}, "no", name="TimestampLessThanEqualsPath on a later time")
+check(v("TimestampGreaterThanEqualsPath", "$.w"), {"v": "2020-01-01T00:00:00Z", "w": "2020-01-01T00:00:00Z"}, "yes", name="TimestampGreaterThanEqualsPath on equal times")
+check(v("TimestampGreaterThanEqualsPath", "$.w"), {"v": "2019-12-31T23:59:59Z", "w": "2020-01-01T00:00:00Z"}, "no", name="TimestampGreaterThanEqualsPath on an earlier time")
 
 TYPES = [
     ("IsNull", True, None, "yes"), ("IsNull", True, 0, "no"), ("IsNull", False, "x", "yes"), ("IsNull", False, None, "no"),
