@@ -690,6 +690,52 @@ async fn request_id_is_echoed_and_metrics_count_requests() {
 }
 
 #[tokio::test]
+async fn metrics_count_executions_transitions_tasks_and_flushes() {
+    let h = Harness::new().await;
+    h.state
+        .engine()
+        .register_function("metrics-echo", |input: Value| async move { Ok(input) });
+    let definition = json!({"StartAt": "A", "States": {
+        "A": {"Type": "Pass", "Next": "T"},
+        "T": {"Type": "Task", "Resource": "arn:aws:lambda:us-east-1:123456789012:function:metrics-echo", "Next": "F"},
+        "F": {"Type": "Fail", "Error": "Nope"}}});
+    h.create("metered", definition, "STANDARD").await;
+    for name in ["m1", "m2"] {
+        let (status, body) = h
+            .post(
+                "/v1/state-machines/metered/executions",
+                json!({"name": name}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        h.finished("metered", name).await;
+    }
+    let (_, body) = h.get("/metrics").await;
+    let text = body.as_str().unwrap();
+    for line in [
+        "stepyard_executions_started_total{state_machine=\"metered\"} 2",
+        "stepyard_executions_finished_total{state_machine=\"metered\",status=\"FAILED\"} 2",
+        // Pass, Task and Fail entered, twice.
+        "stepyard_state_transitions_total{state_machine=\"metered\"} 6",
+    ] {
+        assert!(
+            text.lines().any(|l| l == line),
+            "no line {line:?} in {text}"
+        );
+    }
+    assert!(
+        text.contains(
+            "stepyard_task_duration_seconds_count{resource=\"lambda\",outcome=\"succeeded\"}"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("stepyard_store_flush_seconds_count"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
 async fn sync_start_of_a_standard_machine_is_refused() {
     let h = Harness::new().await;
     h.create("durable", pass_chain(1), "STANDARD").await;

@@ -867,6 +867,56 @@ impl Engine {
     }
 }
 
+/// Prometheus counters for one transition (the `metrics` facade; `api` installs the recorder).
+fn record_metrics(
+    state: &CellState,
+    before: ExecutionStatus,
+    new_execution: bool,
+    events: &[crate::history::HistoryEvent],
+) {
+    let machine = &state.rec.sm_name;
+    if new_execution {
+        metrics::counter!("stepyard_executions_started_total", "state_machine" => machine.clone())
+            .increment(1);
+    }
+    let after = state.rec.status;
+    if after != before && after != ExecutionStatus::Running {
+        metrics::counter!(
+            "stepyard_executions_finished_total",
+            "state_machine" => machine.clone(),
+            "status" => after.as_str()
+        )
+        .increment(1);
+    }
+    let entered = events
+        .iter()
+        .filter(|e| e.kind.as_str().ends_with("StateEntered"))
+        .count();
+    if entered > 0 {
+        metrics::counter!("stepyard_state_transitions_total", "state_machine" => machine.clone())
+            .increment(entered as u64);
+    }
+}
+
+/// A low-cardinality label for a Task resource.
+fn resource_kind(resource: &str) -> &'static str {
+    if resource.starts_with("arn:aws:lambda:") {
+        "lambda"
+    } else if resource.starts_with("arn:aws:states:::ecs:") {
+        "ecs"
+    } else if resource.starts_with("arn:aws:states:::events:") {
+        "events"
+    } else if resource.starts_with("arn:aws:states:::sns:") {
+        "sns"
+    } else if resource.starts_with("arn:aws:states:::states:") {
+        "states"
+    } else if resource.contains(":activity:") {
+        "activity"
+    } else {
+        "other"
+    }
+}
+
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
@@ -1155,8 +1205,10 @@ impl Inner {
             next_seq: &next_seq,
         };
         let def = state.def.clone();
+        let status_before = state.rec.status;
         let transition = interp::apply(&mut state.rec, &def.machine, command, &ctx);
         state.version += 1;
+        record_metrics(state, status_before, new_execution, &transition.events);
         if !state.durable {
             return (PendingCommit::done(), transition.effects);
         }
@@ -1282,6 +1334,7 @@ impl Inner {
                 state_name: d.state_name.clone(),
                 attempt: d.attempt,
             };
+            let started = std::time::Instant::now();
             let result = match worker {
                 Ok(worker) => {
                     // A panicking worker fails the task instead of leaving it hanging.
@@ -1295,6 +1348,12 @@ impl Inner {
                 }
                 Err(e) => Err(e),
             };
+            metrics::histogram!(
+                "stepyard_task_duration_seconds",
+                "resource" => resource_kind(&d.resource),
+                "outcome" => if result.is_ok() { "succeeded" } else { "failed" }
+            )
+            .record(started.elapsed().as_secs_f64());
             let Some(inner) = weak.upgrade() else { return };
             if inner.shutting_down.load(Ordering::SeqCst) {
                 return;

@@ -596,10 +596,15 @@ async fn run_committer(store: SledStore, mut rx: mpsc::UnboundedReceiver<CommitR
             Ok(()) => {
                 let db = store.db.clone();
                 let flush = tokio::spawn(async move {
-                    db.flush_async()
+                    let started = std::time::Instant::now();
+                    let result = db
+                        .flush_async()
                         .await
                         .map(|_| ())
-                        .map_err(|e| e.to_string())
+                        .map_err(|e| e.to_string());
+                    metrics::histogram!("stepyard_store_flush_seconds")
+                        .record(started.elapsed().as_secs_f64());
+                    result
                 });
                 inflight = Some((flush, group));
             }
