@@ -134,16 +134,18 @@ async fn main() -> Result<()> {
     }
     let all_secs = started.elapsed().as_secs_f64();
     put_latencies.sort_by(f64::total_cmp);
-    let put_at = put_at.lock().unwrap_or_else(|p| p.into_inner());
-    let arrived = arrived.lock().unwrap_or_else(|p| p.into_inner());
-    let mut end_to_end: Vec<f64> = put_at
-        .iter()
-        .filter_map(|(id, t0)| {
-            arrived
-                .get(id)
-                .map(|t1| t1.duration_since(*t0).as_secs_f64() * 1000.0)
-        })
-        .collect();
+    let mut end_to_end: Vec<f64> = {
+        let put_at = put_at.lock().unwrap_or_else(|p| p.into_inner());
+        let arrived = arrived.lock().unwrap_or_else(|p| p.into_inner());
+        put_at
+            .iter()
+            .filter_map(|(id, t0)| {
+                arrived
+                    .get(id)
+                    .map(|t1| t1.duration_since(*t0).as_secs_f64() * 1000.0)
+            })
+            .collect()
+    };
     end_to_end.sort_by(f64::total_cmp);
     println!(
         "{}",
