@@ -235,9 +235,10 @@ async fn bad_input_names_the_field() {
         .await;
     assert_eq!(
         status,
-        StatusCode::BAD_REQUEST,
+        StatusCode::UNPROCESSABLE_ENTITY,
         "unknown fields are refused: {body}"
     );
+    assert_eq!(body["field"], "colour");
     let (status, body) = h
         .json(
             "POST",

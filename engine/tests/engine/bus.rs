@@ -767,7 +767,7 @@ async fn buses_list_and_delete_with_their_rules() {
         .put_rule(PutRule {
             name: "r".into(),
             event_bus_name: Some("a".into()),
-            event_pattern: Some("{}".into()),
+            event_pattern: Some(r#"{"source": ["x"]}"#.into()),
             ..Default::default()
         })
         .await
