@@ -40,10 +40,10 @@ SCHEMATHESIS = os.path.join(os.path.dirname(sys.executable), "schemathesis")
 CHECKS = "not_a_server_error,response_schema_conformance"
 MAX_EXAMPLES = "25"
 POLL = "/v1/activities/{name}/poll"
-# The resources of the API issue (state machines, executions, task tokens, activities) and the system
-# routes. Functions, task definitions and container tasks start processes and containers: fuzzing them
+# The resources of the API issue (state machines, executions, task tokens, activities), the event
+# bus (buses, rules, targets, archives, replays, dead letters, webhooks) and the system routes. Functions, task definitions and container tasks start processes and containers: fuzzing them
 # needs its own setup (fake runtimes), left to their owners.
-SCOPE = r"^/(healthz|metrics|v1/(state-machines|activities|task-tokens))(/|$)"
+SCOPE = r"^/(healthz|metrics|v1/(state-machines|activities|task-tokens|event-buses|event-patterns|archives|replays|dead-letters|webhooks))(/|$)"
 
 PASS_ONE = {"StartAt": "A", "States": {"A": {"Type": "Pass", "End": True}}}
 WAIT_LONG = {"StartAt": "W", "States": {"W": {"Type": "Wait", "Seconds": 3600, "End": True}}}
@@ -76,6 +76,11 @@ def make_resources(url):
     ]:
         status, answer = call(url, "POST", path, body)
         assert status == 201, (path, status, answer)
+    rule = {"event_pattern": {"source": ["fuzz"]}}
+    status, answer = call(url, "PUT", "/v1/event-buses/default/rules/fuzz-rule", rule)
+    assert status == 200, (status, answer)
+    status, answer = call(url, "POST", "/v1/archives", {"name": "fuzz-archive", "event_bus": "default"})
+    assert status == 201, (status, answer)
 
 
 def started_server():
@@ -176,6 +181,14 @@ parameters = { "path.name" = "fuzz-express" }
 [[operations]]
 include-path-regex = '^/v1/activities/\{name\}'
 parameters = { "path.name" = "fuzz-act" }
+
+[[operations]]
+include-path-regex = '^/v1/(event-buses|webhooks/github)/\{bus\}'
+parameters = { "path.bus" = "default", "path.rule" = "fuzz-rule" }
+
+[[operations]]
+include-path-regex = '^/v1/archives/\{name\}'
+parameters = { "path.name" = "fuzz-archive" }
 """
 
 
