@@ -416,3 +416,121 @@ async fn express_async_start_returns_at_once() {
         .unwrap();
     assert!(started.execution_arn.contains(":express:fire:"));
 }
+
+#[tokio::test]
+async fn redrive_of_a_failed_execution_reruns_only_the_failed_task() {
+    let h = Harness::new().await;
+    let first_calls = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let fails = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    {
+        let first_calls = first_calls.clone();
+        h.engine.register_function("first", move |_input: Value| {
+            let first_calls = first_calls.clone();
+            async move {
+                first_calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                Ok(json!({"first": "done"}))
+            }
+        });
+        let fails = fails.clone();
+        h.engine.register_function("second", move |input: Value| {
+            let fails = fails.clone();
+            async move {
+                if fails.load(std::sync::atomic::Ordering::SeqCst) {
+                    Err(TaskError::new("Broken", "the dependency is down"))
+                } else {
+                    Ok(json!({"got": input}))
+                }
+            }
+        });
+    }
+    let lambda = "arn:aws:lambda:us-east-1:123456789012:function:";
+    let sm = h
+        .machine(
+            "redrive-failed",
+            json!({"StartAt": "First", "States": {
+                "First": {"Type": "Task", "Resource": format!("{lambda}first"), "Next": "Second"},
+                "Second": {"Type": "Task", "Resource": format!("{lambda}second"), "End": true}}}),
+        )
+        .await;
+    let info = h.run(&sm, json!({})).await;
+    assert_eq!(info.status, ExecutionStatus::Failed);
+    assert_eq!(info.error.as_deref(), Some("Broken"));
+    assert_eq!(info.redrive_status, "REDRIVABLE");
+
+    fails.store(false, std::sync::atomic::Ordering::SeqCst);
+    h.engine
+        .redrive_execution(&info.execution_arn)
+        .await
+        .unwrap();
+    let info = h.engine.await_execution(&info.execution_arn).await.unwrap();
+    assert_eq!(info.status, ExecutionStatus::Succeeded, "{info:?}");
+    assert_eq!(output(&info), json!({"got": {"first": "done"}}));
+    // The state that succeeded before the failure is not run again.
+    assert_eq!(first_calls.load(std::sync::atomic::Ordering::SeqCst), 1);
+    assert_eq!(info.redrive_count, 1);
+}
+
+#[tokio::test]
+async fn redrive_of_a_timed_out_execution_goes_on_from_where_it_was() {
+    let h = Harness::new().await;
+    let sm = h
+        .machine(
+            "redrive-timeout",
+            json!({"TimeoutSeconds": 30, "StartAt": "P", "States": {
+                "P": {"Type": "Pass", "Result": {"kept": true}, "Next": "W1"},
+                "W1": {"Type": "Wait", "Seconds": 20, "Next": "W2"},
+                "W2": {"Type": "Wait", "Seconds": 20, "End": true}}}),
+        )
+        .await;
+    let arn = h.start(&sm, json!({})).await;
+    h.clock.advance(Duration::from_secs(20));
+    h.wait_for(&arn, HistoryEventType::WaitStateEntered).await;
+    h.clock.advance(Duration::from_secs(10));
+    let info = h.engine.await_execution(&arn).await.unwrap();
+    assert_eq!(info.status, ExecutionStatus::TimedOut);
+    // The redriven run starts again at W2, the state that was cut short, with a fresh timeout.
+    h.engine.redrive_execution(&arn).await.unwrap();
+    h.clock.advance(Duration::from_secs(20));
+    let info = h.engine.await_execution(&arn).await.unwrap();
+    assert_eq!(info.status, ExecutionStatus::Succeeded, "{info:?}");
+    assert_eq!(output(&info), json!({"kept": true}));
+}
+
+#[tokio::test]
+async fn an_input_over_256_kib_is_refused_and_nothing_starts() {
+    let h = Harness::new().await;
+    let sm = h
+        .machine(
+            "big-input",
+            json!({"StartAt": "P", "States": {"P": {"Type": "Pass", "End": true}}}),
+        )
+        .await;
+    let big = json!({"blob": "x".repeat(256 * 1024)}).to_string();
+    let refused = h
+        .engine
+        .start_execution(StartExecution {
+            state_machine_arn: sm.clone(),
+            name: Some("too-big".into()),
+            input: Some(big),
+        })
+        .await;
+    assert!(
+        matches!(
+            &refused,
+            Err(Error::DataLimitExceeded(_)) | Err(Error::InvalidExecutionInput(_))
+        ),
+        "{refused:?}"
+    );
+    let listed = h
+        .engine
+        .list_executions(
+            ExecutionFilter {
+                state_machine_arn: sm,
+                status: None,
+            },
+            PageRequest::default(),
+        )
+        .await
+        .unwrap();
+    assert!(listed.items.is_empty());
+}
