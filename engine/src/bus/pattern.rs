@@ -745,10 +745,7 @@ impl AnythingBut {
             (AnythingBut::Suffixes(list), Value::String(v)) => {
                 !list.iter().any(|s| v.ends_with(s.as_str()))
             }
-            (AnythingBut::IgnoreCase(list), Value::String(v)) => {
-                let folded = fold(v);
-                !list.iter().any(|s| *s == folded)
-            }
+            (AnythingBut::IgnoreCase(list), Value::String(v)) => !list.contains(&fold(v)),
             (AnythingBut::Wildcards(list), Value::String(v)) => !list.iter().any(|w| w.matches(v)),
             // A leaf of another kind is not one of the excluded values.
             _ => true,

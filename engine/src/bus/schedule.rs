@@ -476,9 +476,13 @@ mod tests {
             next("cron(0/5 8-17 ? * MON-FRI *)", "2026-12-02T17:55:00Z"),
             "2026-12-03T08:00:00Z"
         );
-        // 9 AM on the first Monday of every month.
+        // 9 AM on the first Monday of every month (2026-12-01 is a Tuesday).
         assert_eq!(
             next("cron(0 9 ? * 2#1 *)", "2026-12-02T00:00:00Z"),
+            "2026-12-07T09:00:00Z"
+        );
+        assert_eq!(
+            next("cron(0 9 ? * 2#1 *)", "2026-12-07T09:00:00Z"),
             "2027-01-04T09:00:00Z"
         );
         // Last day of the month, last Friday, nearest weekday.

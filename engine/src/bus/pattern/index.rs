@@ -242,10 +242,10 @@ fn strings_at<'a>(value: &'a Value, path: &[String], out: &mut Vec<&'a str>) {
             }
         }
         Value::Object(map) => {
-            if let Some((first, rest)) = path.split_first() {
-                if let Some(child) = map.get(first) {
-                    strings_at(child, rest, out);
-                }
+            if let Some((first, rest)) = path.split_first()
+                && let Some(child) = map.get(first)
+            {
+                strings_at(child, rest, out);
             }
         }
         Value::String(s) if path.is_empty() => out.push(s),
