@@ -4,27 +4,12 @@
 //! bus types and never stored.
 
 use serde::Deserialize;
-use serde::de::DeserializeOwned;
 use serde_json::{Map, Value, json};
 use stepyard_engine::PageRequest;
 use stepyard_engine::bus::*;
 
 use super::AwsError;
-
-fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, AwsError> {
-    let body = if body.is_empty() {
-        b"{}".as_slice()
-    } else {
-        body
-    };
-    serde_json::from_slice(body).map_err(|err| {
-        if err.is_data() {
-            AwsError::validation(format!("1 validation error detected: {err}"))
-        } else {
-            AwsError::serialization(err.to_string())
-        }
-    })
-}
+use super::sfn::parse;
 
 fn seconds(ms: u64) -> Value {
     json!(ms as f64 / 1000.0)

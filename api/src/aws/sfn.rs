@@ -19,7 +19,8 @@ fn seconds(ms: u64) -> Value {
     json!(ms as f64 / 1000.0)
 }
 
-fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, AwsError> {
+/// An operation's request body (empty means `{}`), with AWS's error types for bad JSON.
+pub(super) fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, AwsError> {
     let body = if body.is_empty() {
         b"{}".as_slice()
     } else {
