@@ -22,8 +22,8 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use lettre::message::header::ContentType;
 use lettre::message::Mailbox;
+use lettre::message::header::ContentType;
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::extension::ClientId;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
@@ -91,12 +91,13 @@ impl Notifier {
             .map_err(|e| NotifierError::Http(e.to_string()))?;
         let smtp = match config.smtp {
             Some(s) => {
-                let from: Mailbox = s.from.parse().map_err(|e: lettre::address::AddressError| {
-                    NotifierError::From {
-                        value: s.from.clone(),
-                        message: e.to_string(),
-                    }
-                })?;
+                let from: Mailbox =
+                    s.from.parse().map_err(|e: lettre::address::AddressError| {
+                        NotifierError::From {
+                            value: s.from.clone(),
+                            message: e.to_string(),
+                        }
+                    })?;
                 let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&s.host)
                     .port(s.port)
                     .timeout(Some(s.timeout))
