@@ -1298,3 +1298,45 @@ async fn an_eventbus_subscription_puts_the_notification_on_the_bus() {
     assert_eq!(event["detail"]["MessageId"], published["message_id"]);
     assert_eq!(event["detail"]["Message"], "to the bus");
 }
+
+#[tokio::test]
+async fn a_topic_as_an_event_bus_target_publishes_the_event() {
+    let r = Rest::new(|_| {}).await;
+    let mut hook = Hook::start().await;
+    r.send("POST", "/v1/topics", Some(json!({"name": "t"})))
+        .await;
+    r.send(
+        "POST",
+        "/v1/topics/t/subscriptions",
+        Some(json!({"protocol": "http", "endpoint": hook.url})),
+    )
+    .await;
+    r.send(
+        "PUT",
+        "/v1/event-buses/default/rules/to-topic",
+        Some(json!({"event_pattern": {"source": ["shop"]}})),
+    )
+    .await;
+    let (status, body) = r
+        .send(
+            "PUT",
+            "/v1/event-buses/default/rules/to-topic/targets",
+            Some(json!({"targets": [{"id": "t", "arn": "arn:aws:sns:us-east-1:123456789012:t"}]})),
+        )
+        .await;
+    assert!(status.is_success(), "{body}");
+    let (status, body) = r
+        .send(
+            "POST",
+            "/v1/event-buses/default/events",
+            Some(json!({"entries": [{"source": "shop", "detail_type": "Order", "detail": {"id": 7}}]})),
+        )
+        .await;
+    assert!(status.is_success(), "{body}");
+    let got = json_of(&hook.next().await.body);
+    let event = json_of(got["Message"].as_str().unwrap());
+    assert_eq!(
+        (event["source"].clone(), event["detail"].clone()),
+        (json!("shop"), json!({"id": 7}))
+    );
+}
