@@ -103,6 +103,27 @@ pub struct ServeArgs {
     /// The secret GitHub webhooks are signed with (checks `X-Hub-Signature-256`).
     #[arg(long, env = "STEPYARD_GITHUB_WEBHOOK_SECRET", hide_env_values = true)]
     pub github_webhook_secret: Option<String>,
+    /// The SMTP relay that topics' email subscriptions go through, as HOST:PORT (plain SMTP,
+    /// e.g. a local relay) [default: none, email deliveries fail until it is set].
+    #[arg(long, env = "STEPYARD_SMTP_RELAY")]
+    pub smtp_relay: Option<String>,
+    /// The From address of notification mails [default: stepyard@localhost].
+    #[arg(long, env = "STEPYARD_SMTP_FROM")]
+    pub smtp_from: Option<String>,
+    /// SMTP AUTH user name, when the relay asks for one.
+    #[arg(long, env = "STEPYARD_SMTP_USERNAME")]
+    pub smtp_username: Option<String>,
+    /// SMTP AUTH password.
+    #[arg(long, env = "STEPYARD_SMTP_PASSWORD", hide_env_values = true)]
+    pub smtp_password: Option<String>,
+    /// Hosts besides loopback that http/https topic subscriptions may name, comma-separated
+    /// [default: none].
+    #[arg(long, env = "STEPYARD_ALLOWED_HTTP_HOSTS")]
+    pub allowed_http_hosts: Option<String>,
+    /// Let http/https topic subscriptions name any host (the server then sends requests
+    /// wherever a subscriber asks).
+    #[arg(long, env = "STEPYARD_ALLOW_ANY_HTTP_HOST")]
+    pub allow_any_http_host: bool,
 }
 
 pub fn main() -> ExitCode {

@@ -56,6 +56,12 @@ pub struct FileConfig {
     pub max_running_containers: Option<usize>,
     pub container_api_url: Option<String>,
     pub github_webhook_secret: Option<String>,
+    pub smtp_relay: Option<String>,
+    pub smtp_from: Option<String>,
+    pub smtp_username: Option<String>,
+    pub smtp_password: Option<String>,
+    pub allowed_http_hosts: Option<Vec<String>>,
+    pub allow_any_http_host: Option<bool>,
 }
 
 /// An AWS access key pair that SigV4-signed requests may use.
@@ -100,6 +106,19 @@ pub struct ServerConfig {
     /// The secret GitHub signs webhooks with (`X-Hub-Signature-256`); without it
     /// `/v1/webhooks/github/{bus}` refuses every delivery.
     pub github_webhook_secret: Option<String>,
+    /// Topics: the SMTP relay for email subscriptions and the hosts HTTP/S subscriptions may name.
+    pub notifications: NotificationSettings,
+}
+
+pub const DEFAULT_SMTP_FROM: &str = "stepyard@localhost";
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NotificationSettings {
+    /// `None`: email deliveries fail (dead-lettered, redrivable once a relay is set).
+    pub smtp: Option<stepyard_workers::notify::SmtpSettings>,
+    /// Hosts besides loopback that `http`/`https` subscriptions may name.
+    pub allowed_http_hosts: Vec<String>,
+    pub allow_any_http_host: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -137,6 +156,7 @@ impl ServerConfig {
             aws_access_keys: Vec::new(),
             containers: ContainerSettings::default(),
             github_webhook_secret: None,
+            notifications: NotificationSettings::default(),
         }
     }
 
@@ -147,9 +167,17 @@ impl ServerConfig {
     /// Layers the sources. `args` already holds flags over environment variables (clap does that);
     /// the file sits below both.
     pub fn resolve(args: &ServeArgs) -> Result<Self, ConfigError> {
-        let file = match &args.config {
+        let mut file = match &args.config {
             Some(path) => FileConfig::load(path)?,
             None => FileConfig::default(),
+        };
+        let file_notifications = FileNotifications {
+            smtp_relay: file.smtp_relay.take(),
+            smtp_from: file.smtp_from.take(),
+            smtp_username: file.smtp_username.take(),
+            smtp_password: file.smtp_password.take(),
+            allowed_http_hosts: file.allowed_http_hosts.take(),
+            allow_any_http_host: file.allow_any_http_host.take(),
         };
         let listen_text = args
             .listen
@@ -265,8 +293,10 @@ impl ServerConfig {
             .clone()
             .or(file.github_webhook_secret)
             .filter(|s| !s.is_empty());
+        let notifications = resolve_notifications(args, &file_notifications)?;
         Ok(ServerConfig {
             github_webhook_secret,
+            notifications,
             containers,
             listen,
             data_dir,
@@ -279,6 +309,67 @@ impl ServerConfig {
             aws_access_keys,
         })
     }
+}
+
+/// The file's notification keys, taken out before the rest of the file is consumed.
+struct FileNotifications {
+    smtp_relay: Option<String>,
+    smtp_from: Option<String>,
+    smtp_username: Option<String>,
+    smtp_password: Option<String>,
+    allowed_http_hosts: Option<Vec<String>>,
+    allow_any_http_host: Option<bool>,
+}
+
+fn resolve_notifications(
+    args: &ServeArgs,
+    file: &FileNotifications,
+) -> Result<NotificationSettings, ConfigError> {
+    let relay = args.smtp_relay.clone().or(file.smtp_relay.clone());
+    let smtp = match relay {
+        Some(relay) => {
+            let (host, port) = relay
+                .rsplit_once(':')
+                .and_then(|(h, p)| Some((h.trim_matches(['[', ']']), p.parse::<u16>().ok()?)))
+                .filter(|(h, _)| !h.is_empty())
+                .ok_or_else(|| ConfigError::Invalid {
+                    field: "smtp_relay",
+                    message: format!("{relay:?} is not HOST:PORT, e.g. 127.0.0.1:25"),
+                })?;
+            let from = args
+                .smtp_from
+                .clone()
+                .or(file.smtp_from.clone())
+                .unwrap_or_else(|| DEFAULT_SMTP_FROM.to_owned());
+            if !from.contains('@') {
+                return Err(ConfigError::Invalid {
+                    field: "smtp_from",
+                    message: format!("{from:?} is not a mail address"),
+                });
+            }
+            Some(stepyard_workers::notify::SmtpSettings {
+                host: host.to_owned(),
+                port,
+                from,
+                username: args.smtp_username.clone().or(file.smtp_username.clone()),
+                password: args.smtp_password.clone().or(file.smtp_password.clone()),
+                timeout: stepyard_workers::notify::DEFAULT_SMTP_TIMEOUT,
+            })
+        }
+        None => None,
+    };
+    let allowed_http_hosts = match &args.allowed_http_hosts {
+        Some(list) => split_list(list),
+        None => file.allowed_http_hosts.clone().unwrap_or_default(),
+    }
+    .into_iter()
+    .map(|h| h.to_ascii_lowercase())
+    .collect();
+    Ok(NotificationSettings {
+        smtp,
+        allowed_http_hosts,
+        allow_any_http_host: args.allow_any_http_host || file.allow_any_http_host.unwrap_or(false),
+    })
 }
 
 fn split_list(text: &str) -> Vec<String> {
@@ -334,6 +425,31 @@ mod tests {
             })
             .is_ok()
         );
+    }
+
+    #[test]
+    fn notification_settings_layer_and_name_their_field() {
+        let config = resolve(ServeArgs::default()).unwrap();
+        assert_eq!(config.notifications, NotificationSettings::default());
+        let config = resolve(ServeArgs {
+            smtp_relay: Some("127.0.0.1:2525".into()),
+            allowed_http_hosts: Some("Hooks.Example.com, ci.local".into()),
+            ..ServeArgs::default()
+        })
+        .unwrap();
+        let smtp = config.notifications.smtp.unwrap();
+        assert_eq!((smtp.host.as_str(), smtp.port), ("127.0.0.1", 2525));
+        assert_eq!(smtp.from, DEFAULT_SMTP_FROM);
+        assert_eq!(
+            config.notifications.allowed_http_hosts,
+            vec!["hooks.example.com", "ci.local"]
+        );
+        let err = resolve(ServeArgs {
+            smtp_relay: Some("nohost".into()),
+            ..ServeArgs::default()
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("smtp_relay"), "{err}");
     }
 
     #[test]

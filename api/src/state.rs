@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use stepyard_engine::bus::{Bus, BusConfig};
+use stepyard_engine::topics::Topics;
 use stepyard_engine::{Engine, EngineConfig};
 use stepyard_workers::containers::ContainerRuntime;
 use stepyard_workers::events::ReqwestHttpSender;
@@ -20,6 +21,7 @@ struct Inner {
     config: ServerConfig,
     engine: Engine,
     bus: Bus,
+    topics: Topics,
     containers: ContainerRuntime,
     functions: Functions,
     rate_limiter: RateLimiter,
@@ -46,8 +48,9 @@ impl AppState {
         )
         .await?;
         engine.register_worker("arn:aws:states:::events:putEvents", Arc::new(bus.clone()));
+        let topics = crate::routes::topics::open_topics(&config, &engine, &bus).await?;
         Ok(AppState::with_engine(
-            config, engine, bus, containers, functions,
+            config, engine, bus, topics, containers, functions,
         ))
     }
 
@@ -55,6 +58,7 @@ impl AppState {
         config: ServerConfig,
         engine: Engine,
         bus: Bus,
+        topics: Topics,
         containers: ContainerRuntime,
         functions: Functions,
     ) -> Self {
@@ -65,6 +69,7 @@ impl AppState {
                 config,
                 engine,
                 bus,
+                topics,
                 containers,
                 functions,
                 rate_limiter,
@@ -82,6 +87,10 @@ impl AppState {
 
     pub fn bus(&self) -> &Bus {
         &self.inner.bus
+    }
+
+    pub fn topics(&self) -> &Topics {
+        &self.inner.topics
     }
 
     pub fn containers(&self) -> &ContainerRuntime {
@@ -117,6 +126,7 @@ impl AppState {
 
     /// Stops the engine's loops and flushes the store.
     pub async fn close(&self) -> Result<(), stepyard_engine::Error> {
+        self.inner.topics.shutdown().await;
         self.inner.bus.shutdown().await;
         if let Err(e) = self.inner.functions.shutdown().await {
             tracing::warn!(error = %e, "stopping the function sandboxes");

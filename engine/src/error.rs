@@ -63,6 +63,9 @@ pub enum Error {
     IllegalStatus(String),
     #[error("{0}")]
     LimitExceeded(String),
+    /// A request field that is not valid (SNS's `InvalidParameterException`), named.
+    #[error("Invalid parameter: {field}: {message}")]
+    InvalidParameter { field: String, message: String },
     #[error("the data folder {} is in use by another process (its lock is held)", .path.display())]
     StoreLocked { path: PathBuf },
     #[error("store error: {0}")]

@@ -36,6 +36,7 @@ mod interp;
 mod model;
 mod records;
 mod store;
+pub mod topics;
 mod worker;
 
 pub use clock::{Clock, IdGenerator, ManualClock, Sleep, SystemClock, UuidGenerator};

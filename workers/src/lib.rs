@@ -3,3 +3,4 @@
 pub mod containers;
 pub mod events;
 pub mod functions;
+pub mod notify;

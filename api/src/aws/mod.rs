@@ -89,6 +89,7 @@ impl From<EngineError> for AwsError {
             EngineError::InvalidEventPattern(_) => "InvalidEventPatternException",
             EngineError::IllegalStatus(_) => "IllegalStatusException",
             EngineError::LimitExceeded(_) => "LimitExceededException",
+            EngineError::InvalidParameter { .. } => "InvalidParameterException",
             EngineError::ShuttingDown => {
                 return AwsError::new(
                     StatusCode::SERVICE_UNAVAILABLE,

@@ -28,6 +28,7 @@ pub mod system;
 pub mod task_definitions;
 pub mod tasks;
 pub mod tasks_containers;
+pub mod topics;
 pub mod wire;
 
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
@@ -48,6 +49,7 @@ pub const REQUEST_ID_HEADER: &str = "x-request-id";
         (name = "containers", description = "Task definitions and container tasks on Docker (ecs:runTask)"),
         (name = "functions", description = "Functions run on demand (the Lambda idea): definitions, invocations, logs"),
         (name = "event bus", description = "Buses, events, rules with patterns or schedules, targets, archives, replays, dead letters, webhooks in (the EventBridge idea)"),
+        (name = "topics", description = "Topics, subscriptions (http/https, email, function, event bus) with filter policies, publishing, dead letters (the SNS idea)"),
         (name = "aws", description = "The AWS JSON protocol for AWS SDKs and the AWS CLI"),
         (name = "system", description = "Health, metrics and documentation")
     ),
@@ -79,6 +81,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .merge(functions::routes())
         .merge(task_definitions::routes())
         .merge(tasks_containers::routes())
+        .merge(topics::routes())
         .merge(event_buses::routes())
 }
 
