@@ -92,8 +92,8 @@ pub async fn open_topics(
     )
     .await?;
     topics.set_bus_sink(Arc::new(BusEvents(bus.clone())));
-    engine.register_worker(SNS_PUBLISH, Arc::new(topics.clone()));
-    bus.register_target("arn:aws:sns:", Arc::new(topics.clone()));
+    engine.register_worker(SNS_PUBLISH, topics.task_worker());
+    bus.register_target("arn:aws:sns:", topics.target_invoker());
     Ok(topics)
 }
 

@@ -165,6 +165,18 @@ pub struct Topics {
     inner: Arc<Inner>,
 }
 
+/// A handle that does not keep topics open: what the engine's worker registry and the bus's
+/// target registry hold, so that no reference cycle (engine → worker → topics → engine) keeps
+/// the data folder locked after a shutdown.
+#[derive(Clone)]
+pub(crate) struct WeakTopics(Weak<Inner>);
+
+impl WeakTopics {
+    pub fn upgrade(&self) -> Option<Topics> {
+        self.0.upgrade().map(|inner| Topics { inner })
+    }
+}
+
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
@@ -471,6 +483,10 @@ impl Topics {
             handle.abort();
             let _ = handle.await;
         }
+    }
+
+    pub(crate) fn downgrade(&self) -> WeakTopics {
+        WeakTopics(Arc::downgrade(&self.inner))
     }
 
     /// Where `eventbus` subscriptions put their events.

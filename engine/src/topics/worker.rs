@@ -1,12 +1,13 @@
 //! Publishing from elsewhere: `arn:aws:states:::sns:publish` Task states and event-bus targets.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use serde_json::{Value, json};
 
 use super::model::{AttributeType, MessageAttribute, PublishRequest};
-use super::service::Topics;
+use super::service::{Topics, WeakTopics};
 use crate::bus::{DeliveryError as TargetError, TargetCall, TargetInvoker};
 use crate::error::Error;
 use crate::worker::{TaskError, TaskRequest, TaskWorker};
@@ -86,26 +87,51 @@ pub(crate) fn publish_request(input: &Value) -> Result<PublishRequest, TaskError
     })
 }
 
+impl Topics {
+    /// The worker for `arn:aws:states:::sns:publish` (and `.waitForTaskToken`) Task states:
+    /// register it with `engine.register_worker(SNS_PUBLISH, topics.task_worker())`. It holds
+    /// topics weakly (the engine holds its workers, and topics hold the engine).
+    pub fn task_worker(&self) -> Arc<dyn TaskWorker> {
+        Arc::new(PublishWorker(self.downgrade()))
+    }
+
+    /// Topics as event-bus targets (`arn:aws:sns:...`), for `bus.register_target`: the
+    /// target's input is published as the message. Held weakly, as [`Topics::task_worker`].
+    pub fn target_invoker(&self) -> Arc<dyn TargetInvoker> {
+        Arc::new(PublishWorker(self.downgrade()))
+    }
+}
+
+struct PublishWorker(WeakTopics);
+
+impl PublishWorker {
+    fn topics(&self) -> Result<Topics, Error> {
+        self.0.upgrade().ok_or(Error::ShuttingDown)
+    }
+}
+
 #[async_trait]
-impl TaskWorker for Topics {
+impl TaskWorker for PublishWorker {
     async fn invoke(&self, request: TaskRequest) -> Result<Value, TaskError> {
         let req = publish_request(&request.input)?;
-        let message_id = self.publish(req).await.map_err(task_error)?;
+        let topics = self.topics().map_err(task_error)?;
+        let message_id = topics.publish(req).await.map_err(task_error)?;
         Ok(json!({ "MessageId": message_id }))
     }
 }
 
-/// A topic as an event-bus target (`arn:aws:sns:...`): the target's input is published as the
-/// message.
 #[async_trait]
-impl TargetInvoker for Topics {
+impl TargetInvoker for PublishWorker {
     async fn deliver(&self, call: TargetCall) -> Result<(), TargetError> {
         let req = PublishRequest {
             topic_arn: call.target_arn.clone(),
             message: call.input,
             ..PublishRequest::default()
         };
-        match self.publish(req).await {
+        let topics = self
+            .topics()
+            .map_err(|e| TargetError::retryable("SDK_CLIENT_ERROR", e.to_string()))?;
+        match topics.publish(req).await {
             Ok(_) => Ok(()),
             Err(e @ (Error::ResourceNotFound(_) | Error::InvalidParameter { .. })) => {
                 Err(TargetError::permanent("SDK_CLIENT_ERROR", e.to_string()))
