@@ -63,6 +63,13 @@ def handler(event, context):
         while len(os.listdir(folder)) < event["n"] and time.time() < deadline:
             time.sleep(0.01)
         return {"pid": os.getpid(), "saw": len(os.listdir(folder))}
+    if action == "block":
+        # Blocks until the test writes a byte to the connection (the test controls it).
+        import socket
+        with socket.create_connection(("127.0.0.1", event["port"])) as conn:
+            conn.sendall(b"x")
+            conn.recv(1)
+        return {"released": event.get("value")}
     if action == "flaky":
         # Fails with FlakyError until the third call for this key.
         path = os.path.join(os.environ["LAMBDA_TASK_ROOT"], "count-" + event["key"])
@@ -422,6 +429,103 @@ async fn invocations_run_at_once_up_to_the_limit_then_queue_then_throttle() {
         .send_json("POST", "/v1/functions/closed/invoke", json!({}))
         .await;
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_queue_throttles_with_too_many_requests_and_the_queued_ones_run_once_unblocked() {
+    use stepyard_workers::functions::{Error as FunctionsError, Functions, FunctionsConfig};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let h = Harness::new().await;
+    // Its own runtime with a queue of two per function (the server's is 1000).
+    let temp = tempfile::tempdir().unwrap();
+    let functions = Functions::open(FunctionsConfig {
+        max_queue: 2,
+        ..FunctionsConfig::new(
+            temp.path().join("functions"),
+            std::sync::Arc::new(stepyard_api::runtime_api::LoopbackRuntimeApi),
+        )
+    })
+    .unwrap();
+    let mut spec = h.spec("narrow");
+    spec.timeout_seconds = 60;
+    spec.reserved_concurrency = Some(1);
+    functions.create(spec).await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let call = |value: u32| {
+        let functions = functions.clone();
+        async move {
+            let event = json!({"action": "block", "port": port, "value": value});
+            functions
+                .invoke(
+                    "narrow",
+                    Invoke {
+                        payload: Bytes::from(event.to_string()),
+                        ..Invoke::default()
+                    },
+                )
+                .await
+        }
+    };
+    // Polls `fut` once: `invoke` submits to the pool before its first await.
+    macro_rules! submit {
+        ($fut:expr) => {
+            tokio::select! {
+                biased;
+                r = &mut $fut => panic!("finished while blocked: {r:?}"),
+                _ = std::future::ready(()) => {}
+            }
+        };
+    }
+    let mut first = Box::pin(call(1));
+    submit!(first);
+    // The first invocation is running once its handler connects.
+    let (mut running, _) = tokio::time::timeout(Duration::from_secs(30), listener.accept())
+        .await
+        .expect("the first handler connects")
+        .unwrap();
+    let mut byte = [0u8; 1];
+    running.read_exact(&mut byte).await.unwrap();
+    let mut second = Box::pin(call(2));
+    let mut third = Box::pin(call(3));
+    submit!(second);
+    submit!(third);
+    let stats = functions.pool_stats("narrow");
+    assert_eq!(
+        (stats.sandboxes, stats.queued),
+        (1, 2),
+        "one running, two queued"
+    );
+
+    // The queue is full: the next one is throttled at once, as Lambda throttles.
+    let throttled = call(4).await;
+    match &throttled {
+        Err(FunctionsError::TooManyRequests(message)) => {
+            assert!(message.contains("narrow"), "{message}")
+        }
+        other => panic!("expected TooManyRequests, got {other:?}"),
+    }
+
+    // Unblocked one by one, the queued ones run on the same sandbox and succeed.
+    running.write_all(b"x").await.unwrap();
+    for _ in 0..2 {
+        let (mut conn, _) = tokio::time::timeout(Duration::from_secs(30), listener.accept())
+            .await
+            .expect("a queued handler connects")
+            .unwrap();
+        conn.read_exact(&mut byte).await.unwrap();
+        conn.write_all(b"x").await.unwrap();
+    }
+    let outputs = [
+        first.await.unwrap(),
+        second.await.unwrap(),
+        third.await.unwrap(),
+    ];
+    for (i, output) in outputs.iter().enumerate() {
+        assert_eq!(ok(output), json!({"released": i + 1}));
+    }
+    assert_eq!(functions.pool_stats("narrow").cold_starts, 1);
+    functions.shutdown().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
