@@ -616,6 +616,55 @@ async fn a_task_retries_the_functions_error_type_and_gets_its_result() {
         assert_eq!(cause["errorType"], "FlakyError");
     }
 
+    // Each completion event names its request id, which opens that invocation's logs.
+    let completions: Vec<(String, &Value)> = history
+        .items
+        .iter()
+        .map(|e| (format!("{:?}", e.kind), &e.details))
+        .filter(|(k, _)| {
+            [
+                "LambdaFunctionFailed",
+                "LambdaFunctionSucceeded",
+                "TaskSucceeded",
+            ]
+            .contains(&k.as_str())
+        })
+        .collect();
+    assert_eq!(completions.len(), 4, "{completions:?}");
+    let expected = [
+        ("Call", 0, Some("FlakyError")),
+        ("Call", 1, Some("FlakyError")),
+        ("Call", 2, None),
+        ("Wrapped", 0, None),
+    ];
+    let mut ids = Vec::new();
+    for ((kind, details), (state, attempt, error)) in completions.iter().zip(expected) {
+        let request_id = details["requestId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{kind} has no requestId: {details}"));
+        let (status, log) = h
+            .get(&format!(
+                "/v1/functions/flaky/invocations/{request_id}/logs"
+            ))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{kind}: {log}");
+        assert_eq!(log["request_id"], request_id, "{log}");
+        assert_eq!(log["execution_arn"], json!(started.execution_arn), "{log}");
+        assert_eq!(log["state_name"], state, "{kind}: {log}");
+        assert_eq!(log["attempt"], attempt, "{kind}: {log}");
+        assert_eq!(log["error"], json!(error), "{kind}: {log}");
+        let lines = log["lines"].as_array().unwrap();
+        assert!(
+            lines.iter().any(|l| l.as_str().unwrap()
+                == format!("START RequestId: {request_id} Version: $LATEST")),
+            "{log}"
+        );
+        ids.push(request_id.to_string());
+    }
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 4, "one request id per attempt");
+
     // The link from the execution to its functions' logs.
     let (status, body) = h
         .get(&format!(
