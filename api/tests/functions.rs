@@ -431,6 +431,87 @@ async fn invocations_run_at_once_up_to_the_limit_then_queue_then_throttle() {
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
 }
 
+/// Builds `api/tests/fixtures/rust-echo` (the `lambda_runtime` greeter, its own lock file) once
+/// per test binary and returns its `bootstrap` binary.
+fn rust_echo_bootstrap() -> &'static Path {
+    static BOOTSTRAP: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BOOTSTRAP.get_or_init(|| {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+        let target = std::env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| root.join("target"))
+            .join("rust-echo");
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let manifest = root.join("api/tests/fixtures/rust-echo/Cargo.toml");
+        let status = std::process::Command::new(cargo)
+            .args(["build", "--release", "--locked", "--manifest-path"])
+            .arg(&manifest)
+            .arg("--target-dir")
+            .arg(&target)
+            .status()
+            .expect("run cargo to build the rust-echo fixture");
+        assert!(
+            status.success(),
+            "cargo build of {} failed",
+            manifest.display()
+        );
+        target.join("release/bootstrap")
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rust_handler_built_with_lambda_runtime_answers_warm_and_reports_its_error_type() {
+    let bootstrap = tokio::task::spawn_blocking(rust_echo_bootstrap)
+        .await
+        .unwrap();
+    let h = Harness::new().await;
+    let mut spec =
+        FunctionSpec::process("rust-echo", vec![bootstrap.display().to_string()], &h.code);
+    spec.timeout_seconds = 10;
+    h.create(spec).await;
+
+    let first = h.invoke("rust-echo", json!({"name": "Ada"})).await;
+    let body = ok(&first);
+    assert_eq!(body["message"], "Hello, Ada!", "{body}");
+    assert_eq!(body["request_id"], json!(first.request_id), "{body}");
+
+    // Warm: the same process answers the second call.
+    let second = h.invoke("rust-echo", json!({"name": "Grace"})).await;
+    let warm = ok(&second);
+    assert_eq!(warm["message"], "Hello, Grace!", "{warm}");
+    assert_eq!(warm["pid"], body["pid"], "the warm sandbox answers");
+    assert_eq!(h.state.functions().pool_stats("rust-echo").cold_starts, 1);
+
+    // The handler's error type is the invocation's error name, as on Lambda.
+    let failed = h.invoke("rust-echo", json!({"name": "error"})).await;
+    let (error_type, payload) = err(&failed);
+    assert_eq!(error_type, "NameError", "{payload}");
+    assert_eq!(payload["errorType"], "NameError", "{payload}");
+    assert_eq!(payload["errorMessage"], "cannot greet 'error'", "{payload}");
+
+    // Through Lambda's own Invoke path: the function error header names it too.
+    let (status, headers, bytes) = h
+        .send(
+            Request::post("/2015-03-31/functions/rust-echo/invocations")
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(json!({"name": "error"}).to_string()))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&bytes)
+    );
+    assert_eq!(headers["x-amz-function-error"], "Unhandled");
+    assert_eq!(parse(&bytes)["errorType"], "NameError");
+    // Still the one warm process after an error.
+    let again = ok(&h.invoke("rust-echo", json!({})).await);
+    assert_eq!(again["message"], "Hello, world!");
+    assert_eq!(again["pid"], body["pid"]);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_queue_throttles_with_too_many_requests_and_the_queued_ones_run_once_unblocked() {
     use stepyard_workers::functions::{Error as FunctionsError, Functions, FunctionsConfig};
