@@ -70,6 +70,12 @@ def handler(event, context):
             conn.sendall(b"x")
             conn.recv(1)
         return {"released": event.get("value")}
+    if action == "hog":
+        # Holds `mb` megabytes, touched so they are resident.
+        hog = bytearray(event["mb"] * 1024 * 1024)
+        for i in range(0, len(hog), 4096):
+            hog[i] = 1
+        return {"held": len(hog)}
     if action == "flaky":
         # Fails with FlakyError until the third call for this key.
         path = os.path.join(os.environ["LAMBDA_TASK_ROOT"], "count-" + event["key"])
@@ -429,6 +435,47 @@ async fn invocations_run_at_once_up_to_the_limit_then_queue_then_throttle() {
         .send_json("POST", "/v1/functions/closed/invoke", json!({}))
         .await;
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handler_over_its_memory_size_is_killed_with_runtime_out_of_memory() {
+    let h = Harness::new().await;
+    let mut spec = h.spec("hog");
+    spec.timeout_seconds = 30;
+    spec.memory_size_mb = 128;
+    h.create(spec).await;
+    let warm = ok(&h.invoke("hog", json!({"action": "echo", "value": 1})).await);
+    assert_eq!(warm["memory"], "128", "{warm}");
+
+    let killed = h.invoke("hog", json!({"action": "hog", "mb": 300})).await;
+    let (error_type, payload) = err(&killed);
+    assert_eq!(error_type, "Runtime.OutOfMemory", "{payload}");
+    assert_eq!(payload["errorType"], "Runtime.OutOfMemory");
+    assert_eq!(
+        payload["errorMessage"],
+        format!(
+            "RequestId: {} Error: Runtime exited with error: signal: killed",
+            killed.request_id
+        )
+    );
+    let (status, log) = h
+        .get(&format!(
+            "/v1/functions/hog/invocations/{}/logs",
+            killed.request_id
+        ))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{log}");
+    assert_eq!(log["error"], "Runtime.OutOfMemory", "{log}");
+
+    // The next invocation runs on a fresh sandbox, and one within the size is not killed.
+    let fresh = ok(&h.invoke("hog", json!({"action": "echo", "value": 2})).await);
+    assert_ne!(
+        fresh["pid"], warm["pid"],
+        "a new sandbox replaced the killed one"
+    );
+    let within = ok(&h.invoke("hog", json!({"action": "hog", "mb": 16})).await);
+    assert_eq!(within["held"], 16 * 1024 * 1024);
+    assert_eq!(h.state.functions().pool_stats("hog").cold_starts, 2);
 }
 
 /// Builds `api/tests/fixtures/rust-echo` (the `lambda_runtime` greeter, its own lock file) once
