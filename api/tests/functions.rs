@@ -63,6 +63,19 @@ def handler(event, context):
         while len(os.listdir(folder)) < event["n"] and time.time() < deadline:
             time.sleep(0.01)
         return {"pid": os.getpid(), "saw": len(os.listdir(folder))}
+    if action == "block":
+        # Blocks until the test writes a byte to the connection (the test controls it).
+        import socket
+        with socket.create_connection(("127.0.0.1", event["port"])) as conn:
+            conn.sendall(b"x")
+            conn.recv(1)
+        return {"released": event.get("value")}
+    if action == "hog":
+        # Holds `mb` megabytes, touched so they are resident.
+        hog = bytearray(event["mb"] * 1024 * 1024)
+        for i in range(0, len(hog), 4096):
+            hog[i] = 1
+        return {"held": len(hog)}
     if action == "flaky":
         # Fails with FlakyError until the third call for this key.
         path = os.path.join(os.environ["LAMBDA_TASK_ROOT"], "count-" + event["key"])
@@ -425,6 +438,225 @@ async fn invocations_run_at_once_up_to_the_limit_then_queue_then_throttle() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handler_over_its_memory_size_is_killed_with_runtime_out_of_memory() {
+    let h = Harness::new().await;
+    let mut spec = h.spec("hog");
+    spec.timeout_seconds = 30;
+    spec.memory_size_mb = 128;
+    h.create(spec).await;
+    let warm = ok(&h.invoke("hog", json!({"action": "echo", "value": 1})).await);
+    assert_eq!(warm["memory"], "128", "{warm}");
+
+    let killed = h.invoke("hog", json!({"action": "hog", "mb": 300})).await;
+    let (error_type, payload) = err(&killed);
+    assert_eq!(error_type, "Runtime.OutOfMemory", "{payload}");
+    assert_eq!(payload["errorType"], "Runtime.OutOfMemory");
+    assert_eq!(
+        payload["errorMessage"],
+        format!(
+            "RequestId: {} Error: Runtime exited with error: signal: killed",
+            killed.request_id
+        )
+    );
+    let (status, log) = h
+        .get(&format!(
+            "/v1/functions/hog/invocations/{}/logs",
+            killed.request_id
+        ))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{log}");
+    assert_eq!(log["error"], "Runtime.OutOfMemory", "{log}");
+
+    // The next invocation runs on a fresh sandbox, and one within the size is not killed.
+    let fresh = ok(&h.invoke("hog", json!({"action": "echo", "value": 2})).await);
+    assert_ne!(
+        fresh["pid"], warm["pid"],
+        "a new sandbox replaced the killed one"
+    );
+    let within = ok(&h.invoke("hog", json!({"action": "hog", "mb": 16})).await);
+    assert_eq!(within["held"], 16 * 1024 * 1024);
+    assert_eq!(h.state.functions().pool_stats("hog").cold_starts, 2);
+}
+
+/// Builds `api/tests/fixtures/rust-echo` (the `lambda_runtime` greeter, its own lock file) once
+/// per test binary and returns its `bootstrap` binary.
+fn rust_echo_bootstrap() -> &'static Path {
+    static BOOTSTRAP: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BOOTSTRAP.get_or_init(|| {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+        let target = std::env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| root.join("target"))
+            .join("rust-echo");
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let manifest = root.join("api/tests/fixtures/rust-echo/Cargo.toml");
+        let status = std::process::Command::new(cargo)
+            .args(["build", "--release", "--locked", "--manifest-path"])
+            .arg(&manifest)
+            .arg("--target-dir")
+            .arg(&target)
+            .status()
+            .expect("run cargo to build the rust-echo fixture");
+        assert!(
+            status.success(),
+            "cargo build of {} failed",
+            manifest.display()
+        );
+        target.join("release/bootstrap")
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rust_handler_built_with_lambda_runtime_answers_warm_and_reports_its_error_type() {
+    let bootstrap = tokio::task::spawn_blocking(rust_echo_bootstrap)
+        .await
+        .unwrap();
+    let h = Harness::new().await;
+    let mut spec =
+        FunctionSpec::process("rust-echo", vec![bootstrap.display().to_string()], &h.code);
+    spec.timeout_seconds = 10;
+    h.create(spec).await;
+
+    let first = h.invoke("rust-echo", json!({"name": "Ada"})).await;
+    let body = ok(&first);
+    assert_eq!(body["message"], "Hello, Ada!", "{body}");
+    assert_eq!(body["request_id"], json!(first.request_id), "{body}");
+
+    // Warm: the same process answers the second call.
+    let second = h.invoke("rust-echo", json!({"name": "Grace"})).await;
+    let warm = ok(&second);
+    assert_eq!(warm["message"], "Hello, Grace!", "{warm}");
+    assert_eq!(warm["pid"], body["pid"], "the warm sandbox answers");
+    assert_eq!(h.state.functions().pool_stats("rust-echo").cold_starts, 1);
+
+    // The handler's error type is the invocation's error name, as on Lambda.
+    let failed = h.invoke("rust-echo", json!({"name": "error"})).await;
+    let (error_type, payload) = err(&failed);
+    assert_eq!(error_type, "NameError", "{payload}");
+    assert_eq!(payload["errorType"], "NameError", "{payload}");
+    assert_eq!(payload["errorMessage"], "cannot greet 'error'", "{payload}");
+
+    // Through Lambda's own Invoke path: the function error header names it too.
+    let (status, headers, bytes) = h
+        .send(
+            Request::post("/2015-03-31/functions/rust-echo/invocations")
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(json!({"name": "error"}).to_string()))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&bytes)
+    );
+    assert_eq!(headers["x-amz-function-error"], "Unhandled");
+    assert_eq!(parse(&bytes)["errorType"], "NameError");
+    // Still the one warm process after an error.
+    let again = ok(&h.invoke("rust-echo", json!({})).await);
+    assert_eq!(again["message"], "Hello, world!");
+    assert_eq!(again["pid"], body["pid"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_queue_throttles_with_too_many_requests_and_the_queued_ones_run_once_unblocked() {
+    use stepyard_workers::functions::{Error as FunctionsError, Functions, FunctionsConfig};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let h = Harness::new().await;
+    // Its own runtime with a queue of two per function (the server's is 1000).
+    let temp = tempfile::tempdir().unwrap();
+    let functions = Functions::open(FunctionsConfig {
+        max_queue: 2,
+        ..FunctionsConfig::new(
+            temp.path().join("functions"),
+            std::sync::Arc::new(stepyard_api::runtime_api::LoopbackRuntimeApi),
+        )
+    })
+    .unwrap();
+    let mut spec = h.spec("narrow");
+    spec.timeout_seconds = 60;
+    spec.reserved_concurrency = Some(1);
+    functions.create(spec).await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let call = |value: u32| {
+        let functions = functions.clone();
+        async move {
+            let event = json!({"action": "block", "port": port, "value": value});
+            functions
+                .invoke(
+                    "narrow",
+                    Invoke {
+                        payload: Bytes::from(event.to_string()),
+                        ..Invoke::default()
+                    },
+                )
+                .await
+        }
+    };
+    // Polls `fut` once: `invoke` submits to the pool before its first await.
+    macro_rules! submit {
+        ($fut:expr) => {
+            tokio::select! {
+                biased;
+                r = &mut $fut => panic!("finished while blocked: {r:?}"),
+                _ = std::future::ready(()) => {}
+            }
+        };
+    }
+    let mut first = Box::pin(call(1));
+    submit!(first);
+    // The first invocation is running once its handler connects.
+    let (mut running, _) = tokio::time::timeout(Duration::from_secs(30), listener.accept())
+        .await
+        .expect("the first handler connects")
+        .unwrap();
+    let mut byte = [0u8; 1];
+    running.read_exact(&mut byte).await.unwrap();
+    let mut second = Box::pin(call(2));
+    let mut third = Box::pin(call(3));
+    submit!(second);
+    submit!(third);
+    let stats = functions.pool_stats("narrow");
+    assert_eq!(
+        (stats.sandboxes, stats.queued),
+        (1, 2),
+        "one running, two queued"
+    );
+
+    // The queue is full: the next one is throttled at once, as Lambda throttles.
+    let throttled = call(4).await;
+    match &throttled {
+        Err(FunctionsError::TooManyRequests(message)) => {
+            assert!(message.contains("narrow"), "{message}")
+        }
+        other => panic!("expected TooManyRequests, got {other:?}"),
+    }
+
+    // Unblocked one by one, the queued ones run on the same sandbox and succeed.
+    running.write_all(b"x").await.unwrap();
+    for _ in 0..2 {
+        let (mut conn, _) = tokio::time::timeout(Duration::from_secs(30), listener.accept())
+            .await
+            .expect("a queued handler connects")
+            .unwrap();
+        conn.read_exact(&mut byte).await.unwrap();
+        conn.write_all(b"x").await.unwrap();
+    }
+    let outputs = [
+        first.await.unwrap(),
+        second.await.unwrap(),
+        third.await.unwrap(),
+    ];
+    for (i, output) in outputs.iter().enumerate() {
+        assert_eq!(ok(output), json!({"released": i + 1}));
+    }
+    assert_eq!(functions.pool_stats("narrow").cold_starts, 1);
+    functions.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_task_retries_the_functions_error_type_and_gets_its_result() {
     let h = Harness::new().await;
     let mut spec = h.spec("flaky");
@@ -511,6 +743,55 @@ async fn a_task_retries_the_functions_error_type_and_gets_its_result() {
         let cause: Value = serde_json::from_str(failure["cause"].as_str().unwrap()).unwrap();
         assert_eq!(cause["errorType"], "FlakyError");
     }
+
+    // Each completion event names its request id, which opens that invocation's logs.
+    let completions: Vec<(String, &Value)> = history
+        .items
+        .iter()
+        .map(|e| (format!("{:?}", e.kind), &e.details))
+        .filter(|(k, _)| {
+            [
+                "LambdaFunctionFailed",
+                "LambdaFunctionSucceeded",
+                "TaskSucceeded",
+            ]
+            .contains(&k.as_str())
+        })
+        .collect();
+    assert_eq!(completions.len(), 4, "{completions:?}");
+    let expected = [
+        ("Call", 0, Some("FlakyError")),
+        ("Call", 1, Some("FlakyError")),
+        ("Call", 2, None),
+        ("Wrapped", 0, None),
+    ];
+    let mut ids = Vec::new();
+    for ((kind, details), (state, attempt, error)) in completions.iter().zip(expected) {
+        let request_id = details["requestId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{kind} has no requestId: {details}"));
+        let (status, log) = h
+            .get(&format!(
+                "/v1/functions/flaky/invocations/{request_id}/logs"
+            ))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{kind}: {log}");
+        assert_eq!(log["request_id"], request_id, "{log}");
+        assert_eq!(log["execution_arn"], json!(started.execution_arn), "{log}");
+        assert_eq!(log["state_name"], state, "{kind}: {log}");
+        assert_eq!(log["attempt"], attempt, "{kind}: {log}");
+        assert_eq!(log["error"], json!(error), "{kind}: {log}");
+        let lines = log["lines"].as_array().unwrap();
+        assert!(
+            lines.iter().any(|l| l.as_str().unwrap()
+                == format!("START RequestId: {request_id} Version: $LATEST")),
+            "{log}"
+        );
+        ids.push(request_id.to_string());
+    }
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 4, "one request id per attempt");
 
     // The link from the execution to its functions' logs.
     let (status, body) = h

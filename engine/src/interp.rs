@@ -1379,6 +1379,7 @@ impl<'a> Step<'a> {
             other => other,
         };
         let (rt, rn) = (tp.resource_type.clone(), tp.resource_name.clone());
+        let request_id = lambda_request_id(&tp);
         match result {
             Ok(value) => {
                 let value =
@@ -1389,16 +1390,15 @@ impl<'a> Step<'a> {
                     };
                 let out = text(&value);
                 match tp.family {
-                    TaskFamily::Task => self.emit_in(
-                        thread,
-                        E::TaskSucceeded,
-                        || json!({ "resourceType": rt, "resource": rn, "output": out }),
-                    ),
-                    TaskFamily::Lambda => self.emit_in(
-                        thread,
-                        E::LambdaFunctionSucceeded,
-                        || json!({ "output": out }),
-                    ),
+                    TaskFamily::Task => self.emit_in(thread, E::TaskSucceeded, || {
+                        with_request_id(
+                            json!({ "resourceType": rt, "resource": rn, "output": out }),
+                            request_id,
+                        )
+                    }),
+                    TaskFamily::Lambda => self.emit_in(thread, E::LambdaFunctionSucceeded, || {
+                        with_request_id(json!({ "output": out }), request_id)
+                    }),
                     TaskFamily::Activity => {
                         self.emit_in(thread, E::ActivitySucceeded, || json!({ "output": out }))
                     }
@@ -1408,8 +1408,8 @@ impl<'a> Step<'a> {
             Err(e) => {
                 let (error, cause) = (e.error.clone(), e.cause.clone());
                 match tp.family {
-                    TaskFamily::Task => self.emit_in(thread, E::TaskFailed, || json!({ "resourceType": rt, "resource": rn, "error": error, "cause": cause })),
-                    TaskFamily::Lambda => self.emit_in(thread, E::LambdaFunctionFailed, || json!({ "error": error, "cause": cause })),
+                    TaskFamily::Task => self.emit_in(thread, E::TaskFailed, || with_request_id(json!({ "resourceType": rt, "resource": rn, "error": error, "cause": cause }), request_id)),
+                    TaskFamily::Lambda => self.emit_in(thread, E::LambdaFunctionFailed, || with_request_id(json!({ "error": error, "cause": cause }), request_id)),
                     TaskFamily::Activity => self.emit_in(thread, E::ActivityFailed, || json!({ "error": error, "cause": cause })),
                 };
                 self.state_error(
@@ -1429,17 +1429,17 @@ impl<'a> Step<'a> {
         self.set_phase(thread, Phase::Ready);
         let (e, c) = (error.as_str().to_string(), String::new());
         let (rt, rn) = (tp.resource_type.clone(), tp.resource_name.clone());
+        let request_id = lambda_request_id(&tp);
         match tp.family {
-            TaskFamily::Task => self.emit_in(
-                thread,
-                E::TaskTimedOut,
-                || json!({ "resourceType": rt, "resource": rn, "error": e, "cause": c }),
-            ),
-            TaskFamily::Lambda => self.emit_in(
-                thread,
-                E::LambdaFunctionTimedOut,
-                || json!({ "error": e, "cause": c }),
-            ),
+            TaskFamily::Task => self.emit_in(thread, E::TaskTimedOut, || {
+                with_request_id(
+                    json!({ "resourceType": rt, "resource": rn, "error": e, "cause": c }),
+                    request_id,
+                )
+            }),
+            TaskFamily::Lambda => self.emit_in(thread, E::LambdaFunctionTimedOut, || {
+                with_request_id(json!({ "error": e, "cause": c }), request_id)
+            }),
             TaskFamily::Activity => self.emit_in(
                 thread,
                 E::ActivityTimedOut,
@@ -1509,6 +1509,26 @@ impl<'a> Step<'a> {
             }
         }
     }
+}
+
+/// The Lambda request id of a function call (the engine's invocation id, which the functions
+/// worker uses as the request id): `/v1/functions/{name}/invocations/{requestId}/logs`.
+fn lambda_request_id(tp: &TaskPhase) -> Option<String> {
+    let is_lambda = match tp.family {
+        TaskFamily::Lambda => true,
+        TaskFamily::Task => tp.resource_type == "lambda" && tp.resource_name == "invoke",
+        TaskFamily::Activity => false,
+    };
+    is_lambda.then(|| tp.invocation_id.clone())
+}
+
+/// Adds `requestId` (a Stepyard extension: AWS has no field for it) to a function's
+/// completion details, so the history links to the invocation's logs.
+fn with_request_id(mut details: Value, request_id: Option<String>) -> Value {
+    if let Some(id) = request_id {
+        details["requestId"] = json!(id);
+    }
+    details
 }
 
 #[cfg(test)]

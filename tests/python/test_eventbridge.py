@@ -290,3 +290,35 @@ def test_archive_and_replay(sfn, events):
     while events.describe_replay(ReplayName=replay)["State"] != "COMPLETED":
         assert time.monotonic() < deadline
         time.sleep(0.05)
+
+
+def rest(server, method, path, body=None):
+    request = urllib.request.Request(
+        f"{server.url}{path}", data=None if body is None else json.dumps(body).encode(), method=method,
+        headers={"content-type": "application/json"},
+    )
+    with urllib.request.urlopen(request) as response:
+        return json.load(response)
+
+
+def test_a_rule_publishes_to_a_topic_whose_http_subscriber_gets_the_notification(server, events):
+    receiver = Receiver(status=200)
+    try:
+        topic = unique("topic")
+        arn = rest(server, "POST", "/v1/topics", {"name": topic})["arn"]
+        rest(server, "POST", f"/v1/topics/{topic}/subscriptions",
+             {"protocol": "http", "endpoint": f"http://127.0.0.1:{receiver.port}/sns"})
+        rule = unique("to-topic")
+        events.put_rule(Name=rule, EventPattern=json.dumps({"source": [rule]}))
+        events.put_targets(Rule=rule, Targets=[{"Id": "topic", "Arn": arn, "InputPath": "$.detail"}])
+        events.put_events(Entries=[{"Source": rule, "DetailType": "verdict",
+                                    "Detail": json.dumps({"findings": 2})}])
+        [(path, headers, body)] = receiver.wait_for(1)
+        assert path == "/sns"
+        assert headers["x-amz-sns-message-type"] == "Notification"
+        notification = json.loads(body)
+        assert notification["Type"] == "Notification"
+        assert notification["TopicArn"] == arn
+        assert json.loads(notification["Message"]) == {"findings": 2}
+    finally:
+        receiver.close()

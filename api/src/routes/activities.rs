@@ -119,7 +119,8 @@ pub struct PollParams {
 pub struct ActivityTask {
     /// Answer with `/v1/task-tokens/success` or `/failure`.
     pub task_token: String,
-    #[schema(value_type = Object)]
+    /// Any JSON value: the Task state's effective input.
+    #[schema(value_type = serde_json::Value)]
     pub input: Value,
 }
 

@@ -163,10 +163,12 @@ pub struct Execution {
     /// `RUNNING`, `SUCCEEDED`, `FAILED`, `TIMED_OUT`, `ABORTED` or `PENDING_REDRIVE`.
     #[schema(example = "SUCCEEDED")]
     pub status: String,
-    #[schema(value_type = Object)]
+    /// Any JSON value, as given at the start.
+    #[schema(value_type = serde_json::Value)]
     pub input: Value,
+    /// Any JSON value, once SUCCEEDED.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<serde_json::Value>)]
     pub output: Option<Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -214,7 +216,8 @@ pub struct Event {
     #[schema(example = "PassStateEntered")]
     pub kind: String,
     /// AWS's `*EventDetails` for this type (`{"name", "input"}` for a state entered, ...).
-    #[schema(value_type = Object)]
+    /// `null` for types without details (e.g. `WaitStateAborted`).
+    #[schema(value_type = serde_json::Value)]
     pub details: Value,
 }
 

@@ -274,6 +274,8 @@ pub(crate) struct Sandbox {
     initialized: AtomicBool,
     init_error: Mutex<Option<FunctionError>>,
     kill: Notify,
+    /// Killed by the memory watchdog: the running invocation fails with `Runtime.OutOfMemory`.
+    out_of_memory: AtomicBool,
     /// Asks the log reader to drain what the pipe holds now, and acknowledges.
     log_sync: Mutex<Option<mpsc::UnboundedSender<oneshot::Sender<()>>>>,
 }
@@ -288,8 +290,19 @@ impl Sandbox {
             initialized: AtomicBool::new(false),
             init_error: Mutex::new(None),
             kill: Notify::new(),
+            out_of_memory: AtomicBool::new(false),
             log_sync: Mutex::new(None),
         }
+    }
+
+    /// Marks the sandbox as over its memory size (its process is being killed).
+    pub fn set_out_of_memory(&self) {
+        self.out_of_memory.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether an invocation is running in the sandbox now.
+    pub fn busy(&self) -> bool {
+        lock(&self.current).is_some()
     }
 
     pub fn kill(&self) {
@@ -606,11 +619,21 @@ impl Pool {
             (victim, init_error)
         };
         if let Some(inv) = victim {
+            let out_of_memory = sandbox.out_of_memory.load(Ordering::SeqCst);
             let error = init_error.unwrap_or_else(|| {
                 FunctionError::new(
-                    "Runtime.ExitError",
+                    if out_of_memory {
+                        "Runtime.OutOfMemory"
+                    } else {
+                        "Runtime.ExitError"
+                    },
                     &inv.request_id,
-                    &format!("Runtime exited with error: {reason}"),
+                    &if out_of_memory {
+                        // Lambda's words for a function killed over its memory size.
+                        "Runtime exited with error: signal: killed".to_string()
+                    } else {
+                        format!("Runtime exited with error: {reason}")
+                    },
                 )
             });
             let remaining = std::mem::take(&mut *lock(&sandbox.between));

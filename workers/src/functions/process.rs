@@ -114,9 +114,17 @@ pub(crate) async fn run_sandbox(pool: Arc<Pool>, sandbox: Arc<Sandbox>) {
         }
     };
     tracing::debug!(function = %spec.name, sandbox = sandbox.id, pid = ?child.id(), "sandbox started");
+    let limit_bytes = u64::from(spec.memory_size_mb) * 1024 * 1024;
+    let watchdog = watch_memory(child.id(), limit_bytes, &sandbox);
     let status = tokio::select! {
         status = child.wait() => status,
         () = sandbox.killed() => {
+            let _ = child.start_kill();
+            child.wait().await
+        }
+        () = watchdog => {
+            tracing::info!(function = %spec.name, sandbox = sandbox.id, limit_mb = spec.memory_size_mb, "sandbox out of memory: killed");
+            sandbox.set_out_of_memory();
             let _ = child.start_kill();
             child.wait().await
         }
@@ -133,6 +141,70 @@ pub(crate) async fn run_sandbox(pool: Arc<Pool>, sandbox: Arc<Sandbox>) {
     drop(binding);
     tracing::debug!(function = %spec.name, sandbox = sandbox.id, %reason, "sandbox ended");
     pool.sandbox_exited(&sandbox, reason);
+}
+
+/// How often the memory watchdog reads a busy sandbox's resident memory.
+const MEMORY_POLL: std::time::Duration = std::time::Duration::from_millis(25);
+
+/// Returns when the process (and its children) hold more resident memory than `limit_bytes`
+/// while an invocation runs: Lambda's memory size, enforced by reading `/proc` (no cgroups,
+/// no `unsafe`). Never returns where `/proc` cannot be read.
+async fn watch_memory(pid: Option<u32>, limit_bytes: u64, sandbox: &Sandbox) {
+    let Some(pid) = pid else {
+        return std::future::pending().await;
+    };
+    let mut tick = tokio::time::interval(MEMORY_POLL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if !sandbox.busy() {
+            continue;
+        }
+        match resident_bytes(pid) {
+            Some(bytes) if bytes > limit_bytes => return,
+            Some(_) => {}
+            None => return std::future::pending().await,
+        }
+    }
+}
+
+/// `VmRSS` of `pid` and its descendants (through `/proc/<pid>/task/*/children` where the
+/// kernel has it), in bytes; `None` if `pid` cannot be read.
+fn resident_bytes(pid: u32) -> Option<u64> {
+    let mut total = vm_rss(pid)?;
+    let mut pending = children(pid);
+    let mut seen = 0;
+    while let Some(child) = pending.pop() {
+        seen += 1;
+        if seen > 1024 {
+            break;
+        }
+        total += vm_rss(child).unwrap_or(0);
+        pending.extend(children(child));
+    }
+    Some(total)
+}
+
+fn vm_rss(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+fn children(pid: u32) -> Vec<u32> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    tasks
+        .flatten()
+        .filter_map(|task| std::fs::read_to_string(task.path().join("children")).ok())
+        .flat_map(|list| {
+            list.split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect::<Vec<u32>>()
+        })
+        .collect()
 }
 
 /// Reads the process's output into lines; on a sync request, reads whatever the pipe holds

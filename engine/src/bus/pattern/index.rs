@@ -11,7 +11,7 @@
 //! index paths, one of the pattern's strings for it, so the lookup never misses a match.
 
 use std::collections::HashMap;
-use std::hash::Hash;
+use std::hash::{BuildHasherDefault, Hash, Hasher};
 
 use serde_json::Value;
 
@@ -46,12 +46,12 @@ struct Slot<K> {
 
 enum Placement {
     Residual,
-    Indexed { group: usize, tuples: Vec<String> },
+    Indexed { group: usize, tuples: Vec<u64> },
 }
 
 struct Group {
     paths: Vec<FieldPath>,
-    buckets: HashMap<String, Vec<usize>>,
+    buckets: Buckets,
     members: usize,
 }
 
@@ -90,7 +90,7 @@ impl<K: Clone + Eq + Hash + Ord> PatternIndex<K> {
                     None => {
                         self.groups.push(Group {
                             paths: paths.clone(),
-                            buckets: HashMap::new(),
+                            buckets: Buckets::default(),
                             members: 0,
                         });
                         self.group_by_paths.insert(paths, self.groups.len() - 1);
@@ -100,7 +100,7 @@ impl<K: Clone + Eq + Hash + Ord> PatternIndex<K> {
                 let g = &mut self.groups[group];
                 g.members += 1;
                 for tuple in &tuples {
-                    g.buckets.entry(tuple.clone()).or_default().push(slot);
+                    g.buckets.entry(*tuple).or_default().push(slot);
                 }
                 Placement::Indexed { group, tuples }
             }
@@ -173,83 +173,107 @@ impl<K: Clone + Eq + Hash + Ord> PatternIndex<K> {
 
 impl Group {
     fn collect_candidates(&self, event: &Value, out: &mut Vec<usize>) {
-        let mut per_path: Vec<Vec<&str>> = Vec::with_capacity(self.paths.len());
-        let mut combinations = 1usize;
-        for path in &self.paths {
-            let mut values = Vec::new();
-            strings_at(event, path, &mut values);
-            values.sort_unstable();
-            values.dedup();
-            if values.is_empty() {
-                return;
-            }
-            combinations = combinations.saturating_mul(values.len());
-            per_path.push(values);
-        }
-        if combinations > MAX_EVENT_COMBINATIONS {
+        let mut budget = MAX_EVENT_COMBINATIONS;
+        if !self.visit(event, 0, TupleHash::new(), out, &mut budget) {
+            // Too many combinations in this event: every member of the group is a candidate.
             for bucket in self.buckets.values() {
                 out.extend_from_slice(bucket);
             }
-            return;
         }
-        let mut key = String::new();
-        lookup_tuples(&per_path, 0, &mut key, &self.buckets, out);
+    }
+
+    /// Looks up every combination of the event's strings at the group's paths, hashing as it
+    /// goes so nothing is allocated; false when the combinations exceed the budget.
+    fn visit(
+        &self,
+        event: &Value,
+        depth: usize,
+        hash: TupleHash,
+        out: &mut Vec<usize>,
+        budget: &mut usize,
+    ) -> bool {
+        let Some(path) = self.paths.get(depth) else {
+            if *budget == 0 {
+                return false;
+            }
+            *budget -= 1;
+            if let Some(bucket) = self.buckets.get(&hash.finish()) {
+                out.extend_from_slice(bucket);
+            }
+            return true;
+        };
+        for_each_string(event, path, &mut |s| {
+            self.visit(event, depth + 1, hash.push(s), out, budget)
+        })
     }
 }
 
-/// Appends one value to a bucket key: length-prefixed, so no value can fake a separator.
-fn push_key_part(key: &mut String, value: &str) {
-    use std::fmt::Write as _;
-    let _ = write!(key, "{}:", value.len());
-    key.push_str(value);
-}
+/// FNV-1a over length-prefixed strings: a fixed function, so an index built twice is the same.
+/// Two tuples with one hash only make extra candidates, which the full matcher then refuses.
+#[derive(Clone, Copy)]
+struct TupleHash(u64);
 
-fn tuple_key(values: &[String]) -> String {
-    let mut key = String::new();
-    for v in values {
-        push_key_part(&mut key, v);
+impl TupleHash {
+    fn new() -> TupleHash {
+        TupleHash(0xcbf2_9ce4_8422_2325)
     }
-    key
-}
 
-fn lookup_tuples(
-    per_path: &[Vec<&str>],
-    depth: usize,
-    key: &mut String,
-    buckets: &HashMap<String, Vec<usize>>,
-    out: &mut Vec<usize>,
-) {
-    if depth == per_path.len() {
-        if let Some(bucket) = buckets.get(key.as_str()) {
-            out.extend_from_slice(bucket);
+    fn push(self, s: &str) -> TupleHash {
+        let mut h = self.0;
+        for byte in (s.len() as u64).to_le_bytes().iter().chain(s.as_bytes()) {
+            h ^= u64::from(*byte);
+            h = h.wrapping_mul(0x0100_0000_01b3);
         }
-        return;
+        TupleHash(h)
     }
-    let mark = key.len();
-    for value in &per_path[depth] {
-        push_key_part(key, value);
-        lookup_tuples(per_path, depth + 1, key, buckets, out);
-        key.truncate(mark);
+
+    fn finish(self) -> u64 {
+        self.0
     }
 }
 
-/// Every string leaf of `value` at `path`, following objects and every element of arrays.
-fn strings_at<'a>(value: &'a Value, path: &[String], out: &mut Vec<&'a str>) {
+fn tuple_key(values: &[String]) -> u64 {
+    values
+        .iter()
+        .fold(TupleHash::new(), |h, v| h.push(v))
+        .finish()
+}
+
+/// The bucket keys are already hashes: use them as they are.
+#[derive(Default, Clone, Copy)]
+struct KeyHasher(u64);
+
+impl Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8) | u64::from(b);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+type Buckets = HashMap<u64, Vec<usize>, BuildHasherDefault<KeyHasher>>;
+
+/// Calls `f` on every string leaf of `value` at `path` (following objects and every element
+/// of arrays) until it returns false; false when `f` did.
+fn for_each_string(value: &Value, path: &[String], f: &mut dyn FnMut(&str) -> bool) -> bool {
     match value {
-        Value::Array(items) => {
-            for item in items {
-                strings_at(item, path, out);
-            }
-        }
-        Value::Object(map) => {
-            if let Some((first, rest)) = path.split_first()
-                && let Some(child) = map.get(first)
-            {
-                strings_at(child, rest, out);
-            }
-        }
-        Value::String(s) if path.is_empty() => out.push(s),
-        _ => {}
+        Value::Array(items) => items.iter().all(|item| for_each_string(item, path, f)),
+        Value::Object(map) => match path.split_first() {
+            Some((first, rest)) => map
+                .get(first)
+                .is_none_or(|child| for_each_string(child, rest, f)),
+            None => true,
+        },
+        Value::String(s) if path.is_empty() => f(s),
+        _ => true,
     }
 }
 
@@ -287,7 +311,7 @@ fn indexable_fields(
 
 /// The paths to index a pattern under and the value tuples it accepts there; `None` when
 /// nothing can be indexed (the pattern goes to the residual list).
-fn choose_index_paths(root: &ObjectPattern) -> Option<(Vec<FieldPath>, Vec<String>)> {
+fn choose_index_paths(root: &ObjectPattern) -> Option<(Vec<FieldPath>, Vec<u64>)> {
     let mut fields = Vec::new();
     indexable_fields(root, &mut Vec::new(), &mut fields);
     // Most selective first: fewest allowed values, then shallowest, then by name.
