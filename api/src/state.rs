@@ -31,9 +31,12 @@ impl AppState {
     /// Opens the engine on the configured data folder (resuming every open execution) and the
     /// container runtime that serves `ecs:runTask`.
     pub async fn open(config: ServerConfig) -> anyhow::Result<Self> {
+        // Paused until every worker is registered: after a restart, a timer that fires at once
+        // must not dispatch to a worker that is not there yet.
         let engine = Engine::open(EngineConfig {
             region: config.region.clone(),
             account: config.account.clone(),
+            start_paused: true,
             ..EngineConfig::new(config.data_dir.clone())
         })
         .await?;
@@ -49,6 +52,7 @@ impl AppState {
         .await?;
         engine.register_worker("arn:aws:states:::events:putEvents", Arc::new(bus.clone()));
         let topics = crate::routes::topics::open_topics(&config, &engine, &bus).await?;
+        engine.start()?;
         Ok(AppState::with_engine(
             config, engine, bus, topics, containers, functions,
         ))

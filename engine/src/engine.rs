@@ -41,6 +41,10 @@ pub struct EngineConfig {
     pub limits: Limits,
     /// Role ARN reported for state machines created without one.
     pub default_role_arn: String,
+    /// Open without resuming: no timer fires and no resumed task is dispatched until
+    /// [`Engine::start`]. A program that registers its workers after `open` sets this, so that
+    /// a Wait that ends right after a restart does not dispatch to a worker not registered yet.
+    pub start_paused: bool,
 }
 
 impl EngineConfig {
@@ -53,6 +57,7 @@ impl EngineConfig {
             ids: Arc::new(UuidGenerator),
             limits: Limits::default(),
             default_role_arn: "arn:aws:iam::123456789012:role/stepyard".into(),
+            start_paused: false,
         }
     }
 }
@@ -108,6 +113,7 @@ struct Inner {
     /// Ticks after every commit, for waiting on history in tests and tools.
     progress: watch::Sender<u64>,
     shutting_down: AtomicBool,
+    started: AtomicBool,
     shutdown_signal: watch::Sender<bool>,
     loops: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
@@ -174,6 +180,7 @@ impl Engine {
             mem_timers: Mutex::new(BTreeSet::new()),
             progress,
             shutting_down: AtomicBool::new(false),
+            started: AtomicBool::new(false),
             shutdown_signal,
             loops: Mutex::new(vec![committer_task]),
         });
@@ -187,15 +194,28 @@ impl Engine {
                     .push_back(entry);
             }
         }
-        let timer_loop = tokio::spawn(timer_loop(Arc::downgrade(&inner)));
-        lock(&inner.loops).push(timer_loop);
+        let paused = inner.config.start_paused;
         let engine = Engine { inner };
-        // Worker calls that were scheduled but not answered: make them again, same invocation id.
-        // A call whose worker is not registered yet waits for it (see `register_worker`).
-        for d in engine.inner.store.dispatches()? {
-            engine.inner.dispatch(d, true);
+        if !paused {
+            engine.start()?;
         }
         Ok(engine)
+    }
+
+    /// Resumes what the store holds: starts the timer loop and makes again every worker call
+    /// that was scheduled but not answered, with the same invocation id (a call whose worker is
+    /// not registered yet waits for it, see `register_worker`). `open` does this itself unless
+    /// `start_paused`; a second call does nothing.
+    pub fn start(&self) -> Result<()> {
+        if self.inner.started.swap(true, Ordering::SeqCst) {
+            return Ok(());
+        }
+        let timer_loop = tokio::spawn(timer_loop(Arc::downgrade(&self.inner)));
+        lock(&self.inner.loops).push(timer_loop);
+        for d in self.inner.store.dispatches()? {
+            self.inner.dispatch(d, true);
+        }
+        Ok(())
     }
 
     /// Stops the loops, flushes, and waits until the data folder can be opened again

@@ -1943,8 +1943,10 @@ impl Inner {
                     .iter()
                     .find(|(prefix, _)| d.target.arn.starts_with(prefix.as_str()))
                     .map(|(_, i)| i.clone());
+                // Retried, not final: right after a restart the bus delivers before every
+                // target kind (topics) has registered.
                 let Some(invoker) = invoker else {
-                    return Err(DeliveryError::permanent(
+                    return Err(DeliveryError::retryable(
                         "RESOURCE_NOT_FOUND",
                         format!("no target kind serves the ARN {}", d.target.arn),
                     ));

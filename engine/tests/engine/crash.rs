@@ -48,14 +48,20 @@ async fn child_process() {
     let Ok(dir) = std::env::var(CHILD_ENV) else {
         return;
     };
-    let engine = Engine::open(EngineConfig::new(dir))
-        .await
-        .expect("child opens");
+    // Paused until the function is registered: a Wait that ended while the child was dead fires
+    // at once after open, and its Task must find the function.
+    let engine = Engine::open(EngineConfig {
+        start_paused: true,
+        ..EngineConfig::new(dir)
+    })
+    .await
+    .expect("child opens");
     engine.register_function("work", |v: Value| async move {
         println!("invoke");
         tokio::task::yield_now().await;
         Ok(json!(v["n"].as_i64().unwrap_or(0) * 2))
     });
+    engine.start().expect("child resumes");
     let sm = engine
         .create_state_machine(CreateStateMachine {
             name: "crash".into(),
