@@ -942,7 +942,7 @@ pub async fn cancel_replay(
 // ---- dead letters ----------------------------------------------------------------------------
 
 #[derive(Debug, Serialize, ToSchema)]
-pub struct DeadLetter {
+pub struct BusDeadLetter {
     pub id: String,
     #[schema(value_type = Object)]
     pub event: Value,
@@ -959,25 +959,25 @@ pub struct DeadLetter {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
-pub struct DeadLetterList {
-    pub items: Vec<DeadLetter>,
+pub struct BusDeadLetterList {
+    pub items: Vec<BusDeadLetter>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next_token: Option<String>,
 }
 
 /// Deliveries that failed for good, oldest first.
 #[utoipa::path(get, path = "/v1/dead-letters", tag = "event bus", params(PageParams),
-    responses((status = 200, description = "One page", body = DeadLetterList)))]
+    responses((status = 200, description = "One page", body = BusDeadLetterList)))]
 pub async fn list_dead_letters(
     State(state): State<AppState>,
     Query(params): Query<PageParams>,
-) -> ApiResult<Json<DeadLetterList>> {
+) -> ApiResult<Json<BusDeadLetterList>> {
     let page = state.bus().list_dead_letters(params.page())?;
-    Ok(Json(DeadLetterList {
+    Ok(Json(BusDeadLetterList {
         items: page
             .items
             .into_iter()
-            .map(|d| DeadLetter {
+            .map(|d| BusDeadLetter {
                 dead_lettered_at: rfc3339(d.dead_lettered_ms),
                 id: d.id,
                 event: d.event,

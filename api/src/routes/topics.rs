@@ -365,7 +365,7 @@ pub struct RedriveBody {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
-pub struct Redriven {
+pub struct DeadLettersRedriven {
     /// How many dead letters went back to the pending deliveries.
     pub redriven: usize,
 }
@@ -619,19 +619,19 @@ pub async fn list_dead_letters(
     params(("name" = String, Path, description = "Topic name")),
     request_body(content = Option<RedriveBody>, description = "Which dead letters; all when absent"),
     responses(
-        (status = 202, description = "Queued for delivery", body = Redriven),
+        (status = 202, description = "Queued for delivery", body = DeadLettersRedriven),
         (status = 404, description = "No such topic", body = ErrorBody),
     ))]
 pub async fn redrive_dead_letters(
     State(state): State<AppState>,
     Path(name): Path<String>,
     body: Option<ApiJson<RedriveBody>>,
-) -> ApiResult<(StatusCode, Json<Redriven>)> {
+) -> ApiResult<(StatusCode, Json<DeadLettersRedriven>)> {
     let topics = topics_of(&state);
     topics.get_topic(&name)?;
     let ids = body.and_then(|ApiJson(b)| b.ids);
     let redriven = topics
         .redrive_dead_letters(Some(&name), ids.as_deref())
         .await?;
-    Ok((StatusCode::ACCEPTED, Json(Redriven { redriven })))
+    Ok((StatusCode::ACCEPTED, Json(DeadLettersRedriven { redriven })))
 }
