@@ -167,6 +167,24 @@ impl SledStore {
         })
     }
 
+    /// Writes this tree's layout version on first use and refuses a tree of another layout, so a
+    /// subsystem never guesses at keys it does not know. `what` names the tree in the error.
+    pub fn check_layout(&self, what: &str, format: u8) -> Result<()> {
+        match self.tree.get(b"Vformat")? {
+            None => {
+                self.tree.insert(b"Vformat", vec![format])?;
+            }
+            Some(v) if v.as_ref() == [format] => {}
+            Some(v) => {
+                return Err(Error::Corrupt(format!(
+                    "the {what} tree has layout {:?}; this build reads layout {format}",
+                    v.as_ref()
+                )));
+            }
+        }
+        Ok(())
+    }
+
     /// The raw tree, for a sibling subsystem's own typed store module.
     pub fn tree(&self) -> &sled::Tree {
         &self.tree

@@ -223,19 +223,7 @@ pub(crate) struct BusStore {
 
 impl BusStore {
     pub fn open(store: SledStore) -> Result<BusStore> {
-        let tree = store.tree();
-        match tree.get(b"Vformat")? {
-            None => {
-                tree.insert(b"Vformat", vec![FORMAT])?;
-            }
-            Some(v) if v.as_ref() == [FORMAT] => {}
-            Some(v) => {
-                return Err(Error::Corrupt(format!(
-                    "the bus tree has layout {:?}; this build reads layout {FORMAT}",
-                    v.as_ref()
-                )));
-            }
-        }
+        store.check_layout("bus", FORMAT)?;
         Ok(BusStore { store })
     }
 

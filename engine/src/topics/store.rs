@@ -123,19 +123,7 @@ pub(crate) struct TopicStore {
 
 impl TopicStore {
     pub fn open(store: SledStore) -> Result<TopicStore> {
-        let tree = store.tree();
-        match tree.get(b"Vformat")? {
-            None => {
-                tree.insert(b"Vformat", vec![FORMAT])?;
-            }
-            Some(v) if v.as_ref() == [FORMAT] => {}
-            Some(v) => {
-                return Err(Error::Corrupt(format!(
-                    "the topics tree has layout {:?}; this build reads layout {FORMAT}",
-                    v.as_ref()
-                )));
-            }
-        }
+        store.check_layout("topics", FORMAT)?;
         Ok(TopicStore { store })
     }
 
