@@ -1076,7 +1076,8 @@ impl Inner {
         };
         let machine = stepyard_statelang::parse(&text).map_err(Error::InvalidDefinition)?;
         let def = Arc::new(Definition {
-            uses_context: text.contains("$$"),
+            // JSONata reads it as `$states.context` (and `$now()` as the state's entry time).
+            uses_context: text.contains("$$") || text.contains("JSONata"),
             machine,
         });
         write(&self.definitions)

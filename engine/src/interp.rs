@@ -12,9 +12,11 @@
 use std::collections::VecDeque;
 
 use serde_json::{Value, json};
+use std::collections::BTreeMap;
+
 use stepyard_statelang::{
-    self as asl, Completed, Entered, ErrorName, ErrorOutcome, State, StateMachine, StatesError,
-    WaitUntil,
+    self as asl, Completed, Entered, ErrorName, ErrorOutcome, ProcessorMode, Scope, State,
+    StateMachine, StatesError, Variables, Vars, WaitUntil,
 };
 
 use crate::arn::{ArnScope, activity_name};
@@ -24,6 +26,29 @@ use crate::model::ExecutionStatus;
 use crate::records::*;
 use crate::store::WriteSet;
 use crate::worker::TaskError;
+
+/// The variables a thread sees: its own scope's, then its parents' up to the root (or up
+/// to a distributed Map's iteration, which sees none from outside).
+struct ThreadVars<'a> {
+    threads: &'a BTreeMap<u32, Thread>,
+    tid: u32,
+}
+
+impl Variables for ThreadVars<'_> {
+    fn get(&self, name: &str) -> Option<&Value> {
+        let mut tid = self.tid;
+        loop {
+            let t = self.threads.get(&tid)?;
+            if let Some(v) = t.vars.get(name) {
+                return Some(v);
+            }
+            if t.isolated {
+                return None;
+            }
+            tid = t.parent.as_ref()?.thread;
+        }
+    }
+}
 
 /// What the engine knows and may hand to a transition.
 pub(crate) struct Ctx<'a> {
@@ -473,7 +498,7 @@ impl<'a> Step<'a> {
         self.begin_root(self.root.start_at.clone(), input);
     }
 
-    fn begin_root(&mut self, state: String, input: Value) {
+    fn begin_root(&mut self, state: String, input: Value) -> u32 {
         if let Some(secs) = self.root.timeout_seconds {
             self.arm_timer(
                 0,
@@ -483,6 +508,7 @@ impl<'a> Step<'a> {
         }
         let tid = self.new_thread(None, Vec::new(), state, input, self.rec.rt.last_event);
         self.ready.push_back((tid, Run::Enter));
+        tid
     }
 
     fn redrive(&mut self) {
@@ -504,7 +530,11 @@ impl<'a> Step<'a> {
             E::ExecutionRedriven,
             || json!({ "redriveCount": count }),
         );
-        self.begin_root(point.state, point.input);
+        let tid = self.begin_root(point.state, point.input);
+        if let Some(t) = self.rec.rt.threads.get_mut(&tid) {
+            t.vars_bytes = asl::variables_size(&point.vars);
+            t.vars = point.vars;
+        }
     }
 
     fn new_thread(
@@ -528,6 +558,9 @@ impl<'a> Step<'a> {
                 last_event,
                 retry_counts: Vec::new(),
                 phase: Phase::Ready,
+                vars: Default::default(),
+                vars_bytes: 0,
+                isolated: false,
             },
         );
         tid
@@ -582,17 +615,27 @@ impl<'a> Step<'a> {
             Some(t) => std::mem::take(&mut t.input),
             None => return,
         };
-        let entered = asl::enter(state, &input, &context, &mut self.env);
+        let vars = ThreadVars {
+            threads: &self.rec.rt.threads,
+            tid,
+        };
+        let entered = asl::enter(state, &input, &Scope::new(&context, &vars), &mut self.env);
         if !matches!(entered, Ok(Entered::Next { .. }))
             && let Some(t) = self.rec.rt.threads.get_mut(&tid)
         {
             t.input = input;
         }
         match entered {
-            Ok(Entered::Next { next, output }) => self.go_next(tid, state, next, output),
-            Ok(Entered::End { output }) => {
-                self.exit_state(tid, state, &output);
-                self.thread_succeeded(tid, output);
+            Ok(Entered::Next {
+                next,
+                output,
+                assigned,
+            }) => self.go_next(tid, state, next, output, assigned),
+            Ok(Entered::End { output, assigned }) => {
+                if self.assign(tid, &assigned) {
+                    self.exit_state(tid, state, &output, &assigned);
+                    self.thread_succeeded(tid, output);
+                }
             }
             Ok(Entered::Fail { error, cause }) => {
                 self.thread_failed(tid, error.unwrap_or_default(), cause.unwrap_or_default())
@@ -693,7 +736,7 @@ impl<'a> Step<'a> {
         }
     }
 
-    fn exit_state(&mut self, tid: u32, state: &State, output: &Value) {
+    fn exit_state(&mut self, tid: u32, state: &State, output: &Value, assigned: &Vars) {
         if !self.ctx.history {
             return;
         }
@@ -701,12 +744,58 @@ impl<'a> Step<'a> {
             let out = text(output);
             self.last_output = Some((tid, out.clone()));
             let name = state.name();
-            self.emit_in(tid, kind, || json!({ "name": name, "output": out }));
+            self.emit_in(tid, kind, || {
+                let mut details = json!({ "name": name, "output": out });
+                if !assigned.is_empty() {
+                    // AWS shows each assigned value as JSON text.
+                    let vars: serde_json::Map<String, Value> = assigned
+                        .iter()
+                        .map(|(k, v)| (k.clone(), Value::String(text(v))))
+                        .collect();
+                    details["assignedVariables"] = Value::Object(vars);
+                    details["assignedVariablesDetails"] = json!({ "truncated": false });
+                }
+                details
+            });
         }
     }
 
-    fn go_next(&mut self, tid: u32, state: &State, next: String, output: Value) {
-        self.exit_state(tid, state, &output);
+    /// Sets the variables a state assigned in its thread's scope. False (and the thread
+    /// failed with `States.Runtime`) when the execution's variables would pass 10 MiB.
+    fn assign(&mut self, tid: u32, assigned: &Vars) -> bool {
+        if assigned.is_empty() {
+            return true;
+        }
+        let Some(t) = self.rec.rt.threads.get_mut(&tid) else {
+            return false;
+        };
+        for (name, value) in assigned {
+            let one = |v: &Value| {
+                let mut single = Vars::new();
+                single.insert(name.clone(), v.clone());
+                asl::variables_size(&single)
+            };
+            let old = t.vars.get(name).map_or(0, one);
+            t.vars_bytes = (t.vars_bytes + one(value)).saturating_sub(old);
+            t.vars.insert(name.clone(), value.clone());
+        }
+        let total: usize = self.rec.rt.threads.values().map(|t| t.vars_bytes).sum();
+        if total > asl::MAX_TOTAL_VARIABLE_BYTES {
+            let cause = format!(
+                "The execution's variables are {total} bytes, more than the {} bytes (10 MiB) an execution may hold",
+                asl::MAX_TOTAL_VARIABLE_BYTES
+            );
+            self.fail_runtime(tid, cause);
+            return false;
+        }
+        true
+    }
+
+    fn go_next(&mut self, tid: u32, state: &State, next: String, output: Value, assigned: Vars) {
+        if !self.assign(tid, &assigned) {
+            return;
+        }
+        self.exit_state(tid, state, &output, &assigned);
         if let Some(t) = self.rec.rt.threads.get_mut(&tid) {
             t.state = next;
             t.input = output;
@@ -724,11 +813,27 @@ impl<'a> Step<'a> {
         let context = self.context(tid, None);
         let input = self.rec.rt.threads[&tid].input.clone();
         self.set_phase(tid, Phase::Ready);
-        match asl::complete(state, &input, result, &context, &mut self.env) {
-            Ok(Completed::Next { next, output }) => self.go_next(tid, state, next, output),
-            Ok(Completed::End { output }) => {
-                self.exit_state(tid, state, &output);
-                self.thread_succeeded(tid, output);
+        let vars = ThreadVars {
+            threads: &self.rec.rt.threads,
+            tid,
+        };
+        match asl::complete(
+            state,
+            &input,
+            result,
+            &Scope::new(&context, &vars),
+            &mut self.env,
+        ) {
+            Ok(Completed::Next {
+                next,
+                output,
+                assigned,
+            }) => self.go_next(tid, state, next, output, assigned),
+            Ok(Completed::End { output, assigned }) => {
+                if self.assign(tid, &assigned) {
+                    self.exit_state(tid, state, &output, &assigned);
+                    self.thread_succeeded(tid, output);
+                }
             }
             Err(e) => self.state_error(tid, e),
         }
@@ -742,7 +847,13 @@ impl<'a> Step<'a> {
             return;
         };
         let (input, counts) = (t.input.clone(), t.retry_counts.clone());
-        match asl::on_error(state, &input, &error, &counts, &mut self.env) {
+        let context = self.context(tid, None);
+        let vars = ThreadVars {
+            threads: &self.rec.rt.threads,
+            tid,
+        };
+        let scope = Scope::new(&context, &vars);
+        match asl::on_error(state, &input, &error, &counts, &scope, &mut self.env) {
             ErrorOutcome::Retry { retrier, delay_ms } => {
                 if let Some(t) = self.rec.rt.threads.get_mut(&tid) {
                     if t.retry_counts.len() <= retrier {
@@ -762,7 +873,14 @@ impl<'a> Step<'a> {
                     self.set_phase(tid, Phase::Retrying { timer });
                 }
             }
-            ErrorOutcome::Catch { next, output } => {
+            ErrorOutcome::Catch {
+                next,
+                output,
+                assigned,
+            } => {
+                if !self.assign(tid, &assigned) {
+                    return;
+                }
                 if let Some(t) = self.rec.rt.threads.get_mut(&tid) {
                     t.state = next;
                     t.input = output;
@@ -889,12 +1007,17 @@ impl<'a> Step<'a> {
         path.push((map.name.clone(), 0));
         let last = mp.last_event;
         let map_name = map.name.clone();
+        let vars = ThreadVars {
+            threads: &self.rec.rt.threads,
+            tid: p,
+        };
+        let distributed = map.processor_config.mode == ProcessorMode::Distributed;
         match asl::map_item_input(
             state,
             &effective,
             &item,
             index as usize,
-            &context,
+            &Scope::new(&context, &vars),
             &mut self.env,
         ) {
             Ok(input) => {
@@ -913,6 +1036,9 @@ impl<'a> Step<'a> {
                     input,
                     id,
                 );
+                if distributed && let Some(t) = self.rec.rt.threads.get_mut(&child) {
+                    t.isolated = true;
+                }
                 if let Some(Phase::Map(mp)) = self.rec.rt.threads.get_mut(&p).map(|t| &mut t.phase)
                 {
                     mp.next = index + 1;
@@ -942,6 +1068,7 @@ impl<'a> Step<'a> {
                 self.rec.rt.redrive_from = Some(RedrivePoint {
                     state: t.state.clone(),
                     input: t.input.clone(),
+                    vars: t.vars.clone(),
                 });
                 let last = t.last_event;
                 self.rec.rt.threads.remove(&tid);
@@ -1125,11 +1252,12 @@ impl<'a> Step<'a> {
             .threads
             .iter()
             .find(|(_, t)| t.parent.is_none())
-            .map(|(id, t)| (*id, t.state.clone(), t.input.clone()))
+            .map(|(id, t)| (*id, t.state.clone(), t.input.clone(), t.vars.clone()))
         {
             self.rec.rt.redrive_from = Some(RedrivePoint {
                 state: root.1,
                 input: root.2,
+                vars: root.3,
             });
             self.abort_thread(root.0, true);
         }

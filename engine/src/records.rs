@@ -78,6 +78,9 @@ pub(crate) struct Runtime {
 pub(crate) struct RedrivePoint {
     pub state: String,
     pub input: Value,
+    /// The top-level variables when the execution stopped.
+    #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
+    pub vars: serde_json::Map<String, Value>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -95,6 +98,10 @@ pub(crate) struct TimerInfo {
     pub kind: TimerKind,
     /// The thread it belongs to (unused for the execution timeout).
     pub thread: u32,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -118,6 +125,15 @@ pub(crate) struct Thread {
     pub last_event: u64,
     pub retry_counts: Vec<u32>,
     pub phase: Phase,
+    /// The variables of this thread's scope (workflow variables, `Assign`).
+    #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
+    pub vars: serde_json::Map<String, Value>,
+    /// The serialized size of `vars`, kept as they change (the 10 MiB limit).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub vars_bytes: usize,
+    /// A distributed Map's iteration: it does not see the variables around it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub isolated: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

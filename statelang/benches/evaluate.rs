@@ -6,7 +6,7 @@ use std::hint::black_box;
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use serde_json::{Value, json};
-use stepyard_statelang::{FixedEnv, StateMachine, enter, enter_owned, parse};
+use stepyard_statelang::{FixedEnv, Scope, StateMachine, enter, enter_owned, parse};
 
 fn machine(definition: &Value) -> StateMachine {
     parse(&definition.to_string()).expect("the benchmark definitions are valid")
@@ -33,14 +33,28 @@ fn pass_with_parameters(c: &mut Criterion) {
     let ctx = context();
     let mut env = FixedEnv::default();
     c.bench_function("pass_parameters_resultpath", |b| {
-        b.iter(|| enter(state, black_box(&input), &ctx, &mut env))
+        b.iter(|| {
+            enter(
+                state,
+                black_box(&input),
+                &Scope::context_only(&ctx),
+                &mut env,
+            )
+        })
     });
     // The engine owns each state's input and is done with it once the state is entered.
     // The copy made for each iteration is outside the timing; dropping the output is inside.
     c.bench_function("pass_parameters_resultpath_owned", |b| {
         b.iter_batched(
             || input.clone(),
-            |owned| drop(black_box(enter_owned(state, owned, &ctx, &mut env))),
+            |owned| {
+                drop(black_box(enter_owned(
+                    state,
+                    owned,
+                    &Scope::context_only(&ctx),
+                    &mut env,
+                )))
+            },
             BatchSize::SmallInput,
         )
     });
@@ -63,7 +77,14 @@ fn choice_twenty_rules(c: &mut Criterion) {
     let ctx = context();
     let mut env = FixedEnv::default();
     c.bench_function("choice_20_rules_last_matches", |b| {
-        b.iter(|| enter(state, black_box(&input), &ctx, &mut env))
+        b.iter(|| {
+            enter(
+                state,
+                black_box(&input),
+                &Scope::context_only(&ctx),
+                &mut env,
+            )
+        })
     });
 }
 
@@ -76,7 +97,14 @@ fn states_format(c: &mut Criterion) {
     let ctx = context();
     let mut env = FixedEnv::default();
     c.bench_function("states_format", |b| {
-        b.iter(|| enter(state, black_box(&input), &ctx, &mut env))
+        b.iter(|| {
+            enter(
+                state,
+                black_box(&input),
+                &Scope::context_only(&ctx),
+                &mut env,
+            )
+        })
     });
 }
 
@@ -92,8 +120,55 @@ fn parse_definition(c: &mut Criterion) {
     });
 }
 
+/// The same Task work in both query languages: build the task's input from the state input
+/// and a variable, then (on completion) assign two variables from the result and shape the
+/// output. JSONata's side is `Arguments` + `Assign` + `Output`; JSONPath's is `Parameters` +
+/// `ResultSelector` + `Assign` + `ResultPath`.
+fn jsonata_next_to_jsonpath(c: &mut Criterion) {
+    let jsonpath = machine(
+        &json!({"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": "r",
+        "Parameters": {"orderId.$": "$.order.id", "customer.$": "$.order.customer.name", "region.$": "$region"},
+        "ResultSelector": {"total.$": "$.total", "status.$": "$.status"},
+        "Assign": {"total.$": "$.total", "status.$": "$.status"},
+        "ResultPath": "$.result", "End": true}}}),
+    );
+    let jsonata = machine(
+        &json!({"QueryLanguage": "JSONata", "StartAt": "T", "States": {"T": {"Type": "Task", "Resource": "r",
+        "Arguments": {"orderId": "{% $states.input.order.id %}", "customer": "{% $states.input.order.customer.name %}", "region": "{% $region %}"},
+        "Assign": {"total": "{% $states.result.total %}", "status": "{% $states.result.status %}"},
+        "Output": {"order": "{% $states.input.order %}", "result": {"total": "{% $states.result.total %}", "status": "{% $states.result.status %}"}},
+        "End": true}}}),
+    );
+    let input = json!({"order": {"id": "o-123", "customer": {"name": "Ann", "tier": "gold"},
+                                 "lines": [{"sku": "a", "qty": 1}, {"sku": "b", "qty": 2}]}});
+    let result = json!({"total": 42.5, "status": "PAID", "receipt": {"id": "r-1"}});
+    let ctx = context();
+    let mut vars = serde_json::Map::new();
+    vars.insert("region".into(), json!("eu-west-1"));
+    let mut env = FixedEnv::default();
+    for (name, m) in [("jsonpath", &jsonpath), ("jsonata", &jsonata)] {
+        let state = &m.states["T"];
+        c.bench_function(&format!("task_arguments_assign_{name}"), |b| {
+            b.iter(|| {
+                let scope = Scope::new(&ctx, &vars);
+                let entered = enter(state, black_box(&input), &scope, &mut env).expect("enters");
+                let done = stepyard_statelang::complete(
+                    state,
+                    &input,
+                    black_box(result.clone()),
+                    &scope,
+                    &mut env,
+                )
+                .expect("completes");
+                (entered, done)
+            })
+        });
+    }
+}
+
 criterion_group!(
     benches,
+    jsonata_next_to_jsonpath,
     pass_with_parameters,
     choice_twenty_rules,
     states_format,

@@ -4,7 +4,9 @@ use chrono::{DateTime, FixedOffset};
 use serde_json::Value;
 
 use crate::error::StatesError;
+use crate::eval::Env;
 use crate::path::Path;
+use crate::scope::Scope;
 
 /// A top-level Choice rule: a condition and where to go when it holds.
 #[derive(Debug, Clone, PartialEq)]
@@ -12,6 +14,10 @@ pub struct ChoiceRule {
     pub condition: Condition,
     pub next: String,
     pub comment: Option<String>,
+    /// Assigned when this rule is taken (on top of the state's `Assign`).
+    pub assign: Option<crate::template::Template>,
+    /// JSONata `Output` when this rule is taken.
+    pub output: Option<crate::template::Template>,
 }
 
 /// A boolean expression.
@@ -26,6 +32,8 @@ pub enum Condition {
         operator: Operator,
         operand: Operand,
     },
+    /// JSONata `Condition`: an expression that must evaluate to a boolean.
+    Jsonata(crate::jsonata::Expr),
 }
 
 /// Every data-test operator, without its `Path` suffix.
@@ -160,12 +168,18 @@ pub enum Operand {
 }
 
 impl Condition {
-    /// Evaluates against the Choice state's effective input.
-    pub fn evaluate(&self, input: &Value, context: &Value) -> Result<bool, StatesError> {
+    /// Evaluates against the Choice state's effective input (JSONPath) or its input
+    /// (`$states.input`, JSONata).
+    pub fn evaluate(
+        &self,
+        input: &Value,
+        scope: &Scope<'_>,
+        env: &mut dyn Env,
+    ) -> Result<bool, StatesError> {
         match self {
             Condition::And(all) => {
                 for c in all {
-                    if !c.evaluate(input, context)? {
+                    if !c.evaluate(input, scope, env)? {
                         return Ok(false);
                     }
                 }
@@ -173,19 +187,23 @@ impl Condition {
             }
             Condition::Or(any) => {
                 for c in any {
-                    if c.evaluate(input, context)? {
+                    if c.evaluate(input, scope, env)? {
                         return Ok(true);
                     }
                 }
                 Ok(false)
             }
-            Condition::Not(inner) => Ok(!inner.evaluate(input, context)?),
+            Condition::Not(inner) => Ok(!inner.evaluate(input, scope, env)?),
+            Condition::Jsonata(expr) => match expr.evaluate(input, scope, env)? {
+                Some(Value::Bool(b)) => Ok(b),
+                other => Err(expr.wrong_result("Condition", "a boolean", other.as_ref())),
+            },
             Condition::Compare {
                 variable,
                 operator,
                 operand,
             } => {
-                let selected = variable.select(input, context);
+                let selected = variable.select(input, scope);
                 if *operator == Operator::IsPresent {
                     let expected = matches!(operand, Operand::Literal(Value::Bool(true)));
                     return Ok(selected.is_some() == expected);
@@ -202,7 +220,7 @@ impl Condition {
                     }
                     Operand::Path(path) => {
                         operand_value = path
-                            .select(input, context)
+                            .select(input, scope)
                             .ok_or_else(|| invalid_path(path))?;
                         operand_value.as_ref()
                     }

@@ -9,11 +9,13 @@ use serde_json::{Map, Value, json};
 use crate::choice::parse_timestamp;
 use crate::error::{ErrorName, StatesError};
 use crate::intrinsic;
+use crate::jsonata::Expr;
 use crate::model::{
-    FailText, IoPaths, JitterStrategy, NumberOrPath, PassState, ResultPath, State, Transition,
-    WaitFor,
+    FailText, IoPaths, JitterStrategy, NumberOrPath, PassState, QueryLanguage, ResultPath, State,
+    Transition, WaitFor,
 };
 use crate::path::Path;
+use crate::scope::{MAX_ASSIGNED_BYTES, Scope, Vars, variables_size};
 use crate::template::{Template, truncate};
 
 /// Everything non-deterministic that evaluation may need, injected so a transition can
@@ -55,10 +57,14 @@ pub enum WaitUntil {
 /// What entering a state asks of the engine.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Entered {
-    /// Go on to `next` with `output` (Pass, Choice).
-    Next { next: String, output: Value },
+    /// Go on to `next` with `output` (Pass, Choice), setting the `assigned` variables.
+    Next {
+        next: String,
+        output: Value,
+        assigned: Vars,
+    },
     /// The machine (or branch, or iteration) ends with `output` (Succeed, terminal Pass).
-    End { output: Value },
+    End { output: Value, assigned: Vars },
     /// The machine fails (Fail state).
     Fail {
         error: Option<String>,
@@ -88,11 +94,18 @@ pub enum Entered {
     },
 }
 
-/// Where to go once a state's work is done.
+/// Where to go once a state's work is done, and the variables it assigns.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Completed {
-    Next { next: String, output: Value },
-    End { output: Value },
+    Next {
+        next: String,
+        output: Value,
+        assigned: Vars,
+    },
+    End {
+        output: Value,
+        assigned: Vars,
+    },
 }
 
 /// What to do about a failed state.
@@ -100,8 +113,13 @@ pub enum Completed {
 pub enum ErrorOutcome {
     /// Run the state again after `delay_ms`, counting one more attempt for `retrier`.
     Retry { retrier: usize, delay_ms: u64 },
-    /// Go to `next` with `output` (the error object placed by the catcher's ResultPath).
-    Catch { next: String, output: Value },
+    /// Go to `next` with `output` (the error object placed by the catcher's ResultPath,
+    /// or its JSONata `Output`), setting the catcher's `assigned` variables.
+    Catch {
+        next: String,
+        output: Value,
+        assigned: Vars,
+    },
     /// Fail the execution (or branch) with the error.
     Fail,
 }
@@ -123,14 +141,12 @@ fn with_state(state: &State, e: StatesError) -> StatesError {
 fn apply_input_path<'a>(
     io: &IoPaths,
     input: &'a Value,
-    context: &'a Value,
+    scope: &Scope<'a>,
 ) -> Result<Cow<'a, Value>, StatesError> {
     match &io.input_path {
         None => Ok(Cow::Owned(Value::Object(Map::new()))),
         Some(path) if path.is_root() => Ok(Cow::Borrowed(input)),
-        Some(path) => path
-            .select(input, context)
-            .ok_or_else(|| missing_path(path)),
+        Some(path) => path.select(input, scope).ok_or_else(|| missing_path(path)),
     }
 }
 
@@ -144,16 +160,16 @@ fn missing_path(path: &Path) -> StatesError {
 }
 
 /// Applies `OutputPath` to a state's output (consumes it).
-fn apply_output_path(io: &IoPaths, output: Value, context: &Value) -> Result<Value, StatesError> {
+fn apply_output_path(io: &IoPaths, output: Value, scope: &Scope<'_>) -> Result<Value, StatesError> {
     match &io.output_path {
         None => Ok(Value::Object(Map::new())),
         Some(path) if path.is_root() => Ok(output),
-        Some(path) => select_required(path, &output, context),
+        Some(path) => select_required(path, &output, scope),
     }
 }
 
-fn select_required(path: &Path, input: &Value, context: &Value) -> Result<Value, StatesError> {
-    path.select(input, context)
+fn select_required(path: &Path, input: &Value, scope: &Scope<'_>) -> Result<Value, StatesError> {
+    path.select(input, scope)
         .map(|v| v.into_owned())
         .ok_or_else(|| missing_path(path))
 }
@@ -187,43 +203,126 @@ fn apply_result_path(
 fn template_or(
     template: &Option<Template>,
     input: Cow<'_, Value>,
-    context: &Value,
+    scope: &Scope<'_>,
     env: &mut dyn Env,
 ) -> Result<Value, StatesError> {
     match template {
         None => Ok(input.into_owned()),
-        Some(t) => t.evaluate(&input, context, env),
+        Some(t) => t.evaluate(&input, scope, env),
     }
 }
 
-fn finish(transition: &Transition, output: Value) -> Completed {
+/// Evaluates an `Assign` block: `input` is what `$` (JSONPath) or `$states.input`
+/// (JSONata) stands for. Every value sees the variables from before the state.
+fn assign_vars(
+    assign: &Option<Template>,
+    input: &Value,
+    scope: &Scope<'_>,
+    env: &mut dyn Env,
+) -> Result<Vars, StatesError> {
+    let Some(template) = assign else {
+        return Ok(Vars::new());
+    };
+    let vars = match template.evaluate(input, scope, env)? {
+        Value::Object(map) => map,
+        other => {
+            return Err(StatesError::new(
+                ErrorName::QueryEvaluationError,
+                format!(
+                    "The field 'Assign' must produce an object of variables, but produced {}",
+                    truncate(&other.to_string())
+                ),
+            ));
+        }
+    };
+    let size = variables_size(&vars);
+    if size > MAX_ASSIGNED_BYTES {
+        return Err(StatesError::runtime(format!(
+            "The variables assigned by the state are {size} bytes, more than the {MAX_ASSIGNED_BYTES} bytes (256 KiB) one state may assign"
+        )));
+    }
+    Ok(vars)
+}
+
+/// JSONata `Output` (or `default`) and `Assign`, both from the values before the state.
+fn jsonata_finish(
+    output: &Option<Template>,
+    assign: &Option<Template>,
+    input: &Value,
+    scope: &Scope<'_>,
+    env: &mut dyn Env,
+    default: impl FnOnce() -> Value,
+) -> Result<(Value, Vars), StatesError> {
+    let assigned = assign_vars(assign, input, scope, env)?;
+    let output = match output {
+        Some(t) => t.evaluate(input, scope, env)?,
+        None => default(),
+    };
+    Ok((output, assigned))
+}
+
+fn finish(transition: &Transition, output: Value, assigned: Vars) -> Completed {
     match transition {
         Transition::Next(next) => Completed::Next {
             next: next.clone(),
             output,
+            assigned,
         },
-        Transition::End => Completed::End { output },
+        Transition::End => Completed::End { output, assigned },
     }
 }
 
 fn entered(completed: Completed) -> Entered {
     match completed {
-        Completed::Next { next, output } => Entered::Next { next, output },
-        Completed::End { output } => Entered::End { output },
+        Completed::Next {
+            next,
+            output,
+            assigned,
+        } => Entered::Next {
+            next,
+            output,
+            assigned,
+        },
+        Completed::End { output, assigned } => Entered::End { output, assigned },
+    }
+}
+
+/// A JSONata expression that must give a whole number (seconds, counts...).
+fn expr_u64(
+    expr: &Expr,
+    input: &Value,
+    scope: &Scope<'_>,
+    env: &mut dyn Env,
+    field: &str,
+) -> Result<u64, StatesError> {
+    let value = expr.evaluate(input, scope, env)?;
+    match value.as_ref().and_then(|v| {
+        v.as_u64().or_else(|| {
+            v.as_f64()
+                .filter(|f| f.fract() == 0.0 && *f >= 0.0)
+                .map(|f| f as u64)
+        })
+    }) {
+        Some(n) => Ok(n),
+        None => Err(expr.wrong_result(field, "a non-negative integer", value.as_ref())),
     }
 }
 
 fn resolve_u64(
     value: &Option<NumberOrPath<u64>>,
     input: &Value,
-    context: &Value,
+    scope: &Scope<'_>,
+    env: &mut dyn Env,
     field: &str,
 ) -> Result<Option<u64>, StatesError> {
     match value {
         None => Ok(None),
         Some(NumberOrPath::Value(v)) => Ok(Some(*v)),
+        Some(NumberOrPath::Expr(e)) => {
+            expr_u64(e, input, scope, env, field.trim_end_matches("Path")).map(Some)
+        }
         Some(NumberOrPath::Path(path)) => {
-            let v = select_required(path, input, context)?;
+            let v = select_required(path, input, scope)?;
             v.as_u64().map(Some).ok_or_else(|| {
                 StatesError::runtime(format!(
                     "The value at {field} '{path}' must be a non-negative integer, got {}",
@@ -237,37 +336,53 @@ fn resolve_u64(
 fn resolve_f64(
     value: &Option<NumberOrPath<f64>>,
     input: &Value,
-    context: &Value,
+    scope: &Scope<'_>,
+    env: &mut dyn Env,
     field: &str,
 ) -> Result<Option<f64>, StatesError> {
-    match value {
-        None => Ok(None),
-        Some(NumberOrPath::Value(v)) => Ok(Some(*v)),
-        Some(NumberOrPath::Path(path)) => {
-            let v = select_required(path, input, context)?;
-            match v.as_f64() {
-                Some(f) if (0.0..=100.0).contains(&f) => Ok(Some(f)),
-                _ => Err(StatesError::runtime(format!(
-                    "The value at {field} '{path}' must be a number between 0 and 100, got {}",
-                    truncate(&v.to_string())
-                ))),
-            }
-        }
+    let (v, what) = match value {
+        None => return Ok(None),
+        Some(NumberOrPath::Value(v)) => return Ok(Some(*v)),
+        Some(NumberOrPath::Path(path)) => (
+            select_required(path, input, scope)?,
+            format!("{field} '{path}'"),
+        ),
+        Some(NumberOrPath::Expr(e)) => (
+            e.evaluate(input, scope, env)?.unwrap_or(Value::Null),
+            format!("'{}'", field.trim_end_matches("Path")),
+        ),
+    };
+    match v.as_f64() {
+        Some(f) if (0.0..=100.0).contains(&f) => Ok(Some(f)),
+        _ => Err(StatesError::runtime(format!(
+            "The value at {what} must be a number between 0 and 100, got {}",
+            truncate(&v.to_string())
+        ))),
     }
 }
 
 fn fail_text(
     text: &Option<FailText>,
     input: &Value,
-    context: &Value,
+    scope: &Scope<'_>,
     env: &mut dyn Env,
     field: &str,
 ) -> Result<Option<String>, StatesError> {
     let value = match text {
         None => return Ok(None),
         Some(FailText::Literal(s)) => return Ok(Some(s.clone())),
-        Some(FailText::Path(path)) => select_required(path, input, context)?,
-        Some(FailText::Call(call)) => intrinsic::evaluate(call, input, context, env)?,
+        Some(FailText::Path(path)) => select_required(path, input, scope)?,
+        Some(FailText::Call(call)) => intrinsic::evaluate(call, input, scope, env)?,
+        Some(FailText::Expr(e)) => match e.evaluate(input, scope, env)? {
+            Some(Value::String(s)) => return Ok(Some(s)),
+            other => {
+                return Err(e.wrong_result(
+                    field.trim_end_matches("Path"),
+                    "a string",
+                    other.as_ref(),
+                ));
+            }
+        },
     };
     match value {
         Value::String(s) => Ok(Some(s)),
@@ -282,10 +397,10 @@ fn fail_text(
 pub fn enter(
     state: &State,
     input: &Value,
-    context: &Value,
+    scope: &Scope<'_>,
     env: &mut dyn Env,
 ) -> Result<Entered, StatesError> {
-    enter_inner(state, Cow::Borrowed(input), context, env).map_err(|e| with_state(state, e))
+    enter_inner(state, Cow::Borrowed(input), scope, env).map_err(|e| with_state(state, e))
 }
 
 /// [`enter`] for a caller that owns the input and is done with it: a Pass state's
@@ -293,70 +408,82 @@ pub fn enter(
 pub fn enter_owned(
     state: &State,
     input: Value,
-    context: &Value,
+    scope: &Scope<'_>,
     env: &mut dyn Env,
 ) -> Result<Entered, StatesError> {
-    enter_inner(state, Cow::Owned(input), context, env).map_err(|e| with_state(state, e))
+    enter_inner(state, Cow::Owned(input), scope, env).map_err(|e| with_state(state, e))
 }
 
 fn enter_inner(
     state: &State,
     input: Cow<'_, Value>,
-    context: &Value,
+    scope: &Scope<'_>,
     env: &mut dyn Env,
 ) -> Result<Entered, StatesError> {
     match state {
-        State::Pass(pass) => enter_pass(pass, input, context, env),
-        other => enter_borrowed(other, &input, context, env),
+        State::Pass(pass) => enter_pass(pass, input, scope, env),
+        other => enter_borrowed(other, &input, scope, env),
     }
 }
 
-/// Pass: `InputPath` → `Parameters` (or `Result`) → `ResultPath` → `OutputPath`.
+/// Pass: `InputPath` → `Parameters` (or `Result`) → `Assign` → `ResultPath` →
+/// `OutputPath`; in JSONata, `Output` and `Assign`.
 fn enter_pass(
     pass: &PassState,
     input: Cow<'_, Value>,
-    context: &Value,
+    scope: &Scope<'_>,
     env: &mut dyn Env,
 ) -> Result<Entered, StatesError> {
+    if pass.query_language == QueryLanguage::Jsonata {
+        let (output, assigned) =
+            jsonata_finish(&pass.output, &pass.assign, &input, scope, env, || {
+                input.clone().into_owned()
+            })?;
+        return Ok(entered(finish(&pass.transition, output, assigned)));
+    }
     let result = match &pass.result {
         Some(result) => result.clone(),
         None => {
-            let effective = apply_input_path(&pass.io, &input, context)?;
-            template_or(&pass.parameters, effective, context, env)?
+            let effective = apply_input_path(&pass.io, &input, scope)?;
+            template_or(&pass.parameters, effective, scope, env)?
         }
     };
+    let assigned = assign_vars(&pass.assign, &result, scope, env)?;
     let with_result = apply_result_path(&pass.result_path, input, result)?;
-    let output = apply_output_path(&pass.io, with_result, context)?;
-    Ok(entered(finish(&pass.transition, output)))
+    let output = apply_output_path(&pass.io, with_result, scope)?;
+    Ok(entered(finish(&pass.transition, output, assigned)))
 }
 
 fn enter_borrowed(
     state: &State,
     input: &Value,
-    context: &Value,
+    scope: &Scope<'_>,
     env: &mut dyn Env,
 ) -> Result<Entered, StatesError> {
+    let jsonata = state.query_language() == QueryLanguage::Jsonata;
     match state {
-        State::Pass(pass) => enter_pass(pass, Cow::Borrowed(input), context, env),
+        State::Pass(pass) => enter_pass(pass, Cow::Borrowed(input), scope, env),
         State::Task(task) => {
-            let effective = apply_input_path(&task.io, input, context)?;
+            let effective = apply_input_path(&task.io, input, scope)?;
             let timeout_seconds = resolve_u64(
                 &task.timeout_seconds,
                 &effective,
-                context,
+                scope,
+                env,
                 "TimeoutSecondsPath",
             )?;
             let heartbeat_seconds = resolve_u64(
                 &task.heartbeat_seconds,
                 &effective,
-                context,
+                scope,
+                env,
                 "HeartbeatSecondsPath",
             )?;
             let credentials = match &task.credentials {
-                Some(t) => Some(t.evaluate(&effective, context, env)?),
+                Some(t) => Some(t.evaluate(&effective, scope, env)?),
                 None => None,
             };
-            let parameters = template_or(&task.parameters, effective, context, env)?;
+            let parameters = template_or(&task.parameters, effective, scope, env)?;
             Ok(Entered::Task {
                 resource: task.resource.clone(),
                 parameters,
@@ -366,30 +493,68 @@ fn enter_borrowed(
             })
         }
         State::Choice(choice) => {
-            let effective = apply_input_path(&choice.io, input, context)?;
-            let mut next = None;
+            let effective = apply_input_path(&choice.io, input, scope)?;
+            let mut taken = None;
             for rule in &choice.choices {
-                if rule.condition.evaluate(&effective, context)? {
-                    next = Some(rule.next.clone());
+                if rule.condition.evaluate(&effective, scope, env)? {
+                    taken = Some(rule);
                     break;
                 }
             }
-            let Some(next) = next.or_else(|| choice.default.clone()) else {
-                return Err(StatesError::new(
-                    ErrorName::NoChoiceMatched,
-                    "No Choice Rules matched and no Default was specified",
-                ));
+            let next = match (taken, &choice.default) {
+                (Some(rule), _) => rule.next.clone(),
+                (None, Some(default)) => default.clone(),
+                (None, None) => {
+                    return Err(StatesError::new(
+                        ErrorName::NoChoiceMatched,
+                        "No Choice Rules matched and no Default was specified",
+                    ));
+                }
             };
-            let output = apply_output_path(&choice.io, effective.into_owned(), context)?;
-            Ok(Entered::Next { next, output })
+            let mut assigned = assign_vars(&choice.assign, &effective, scope, env)?;
+            if let Some(rule) = taken {
+                assigned.extend(assign_vars(&rule.assign, &effective, scope, env)?);
+            }
+            let output = if jsonata {
+                match taken
+                    .and_then(|r| r.output.as_ref())
+                    .or(choice.output.as_ref())
+                {
+                    Some(t) => t.evaluate(&effective, scope, env)?,
+                    None => effective.into_owned(),
+                }
+            } else {
+                apply_output_path(&choice.io, effective.into_owned(), scope)?
+            };
+            Ok(Entered::Next {
+                next,
+                output,
+                assigned,
+            })
         }
         State::Wait(wait) => {
-            let effective = apply_input_path(&wait.io, input, context)?;
+            let effective = apply_input_path(&wait.io, input, scope)?;
             let until = match &wait.wait {
                 WaitFor::Seconds(s) => WaitUntil::Seconds(*s),
                 WaitFor::Timestamp(t) => WaitUntil::Timestamp(*t),
+                WaitFor::SecondsExpr(e) => {
+                    WaitUntil::Seconds(expr_u64(e, &effective, scope, env, "Seconds")?)
+                }
+                WaitFor::TimestampExpr(e) => {
+                    let v = e.evaluate(&effective, scope, env)?;
+                    match v.as_ref().and_then(Value::as_str).and_then(parse_timestamp) {
+                        Some(t) => WaitUntil::Timestamp(t),
+                        None => {
+                            return Err(e.wrong_result(
+                                "Timestamp",
+                                "an ISO-8601 extended offset date-time string",
+                                v.as_ref(),
+                            ));
+                        }
+                    }
+                }
                 WaitFor::SecondsPath(path) => {
-                    let v = select_required(path, &effective, context)?;
+                    let v = select_required(path, &effective, scope)?;
                     match v.as_u64() {
                         Some(s) => WaitUntil::Seconds(s),
                         None => {
@@ -401,7 +566,7 @@ fn enter_borrowed(
                     }
                 }
                 WaitFor::TimestampPath(path) => {
-                    let v = select_required(path, &effective, context)?;
+                    let v = select_required(path, &effective, scope)?;
                     match v.as_str().and_then(parse_timestamp) {
                         Some(t) => WaitUntil::Timestamp(t),
                         None => {
@@ -416,26 +581,49 @@ fn enter_borrowed(
             Ok(Entered::Wait { until })
         }
         State::Succeed(succeed) => {
-            let effective = apply_input_path(&succeed.io, input, context)?;
-            let output = apply_output_path(&succeed.io, effective.into_owned(), context)?;
-            Ok(Entered::End { output })
+            let effective = apply_input_path(&succeed.io, input, scope)?;
+            let output = match &succeed.output {
+                Some(t) => t.evaluate(&effective, scope, env)?,
+                None => apply_output_path(&succeed.io, effective.into_owned(), scope)?,
+            };
+            Ok(Entered::End {
+                output,
+                assigned: Vars::new(),
+            })
         }
         State::Fail(fail) => {
-            let error = fail_text(&fail.error, input, context, env, "ErrorPath")?;
-            let cause = fail_text(&fail.cause, input, context, env, "CausePath")?;
+            let error = fail_text(&fail.error, input, scope, env, "ErrorPath")?;
+            let cause = fail_text(&fail.cause, input, scope, env, "CausePath")?;
             Ok(Entered::Fail { error, cause })
         }
         State::Parallel(parallel) => {
-            let effective = apply_input_path(&parallel.io, input, context)?;
-            let input = template_or(&parallel.parameters, effective, context, env)?;
+            let effective = apply_input_path(&parallel.io, input, scope)?;
+            let input = template_or(&parallel.parameters, effective, scope, env)?;
             Ok(Entered::Parallel { input })
         }
         State::Map(map) => {
-            let effective = apply_input_path(&map.io, input, context)?;
+            let effective = apply_input_path(&map.io, input, scope)?;
             let items = if map.item_reader.is_some() {
                 Vec::new()
+            } else if jsonata {
+                let items = match &map.items {
+                    Some(t) => t.evaluate(&effective, scope, env)?,
+                    None => effective.as_ref().clone(),
+                };
+                match items {
+                    Value::Array(items) => items,
+                    other => {
+                        return Err(StatesError::new(
+                            ErrorName::QueryEvaluationError,
+                            format!(
+                                "The field 'Items' must be an array, but it is {}",
+                                truncate(&other.to_string())
+                            ),
+                        ));
+                    }
+                }
             } else {
-                match map.items_path.select(&effective, context) {
+                match map.items_path.select(&effective, scope) {
                     Some(v) => match v.into_owned() {
                         Value::Array(items) => items,
                         other => {
@@ -457,8 +645,12 @@ fn enter_borrowed(
             let max_concurrency = match &map.max_concurrency {
                 None => 0,
                 Some(NumberOrPath::Value(v)) => *v,
+                Some(NumberOrPath::Expr(e)) => {
+                    let n = expr_u64(e, &effective, scope, env, "MaxConcurrency")?;
+                    u32::try_from(n).unwrap_or(u32::MAX)
+                }
                 Some(NumberOrPath::Path(path)) => {
-                    let v = select_required(path, &effective, context)?;
+                    let v = select_required(path, &effective, scope)?;
                     v.as_u64()
                         .and_then(|n| u32::try_from(n).ok())
                         .ok_or_else(|| {
@@ -472,13 +664,15 @@ fn enter_borrowed(
             let tolerated_failure_percentage = resolve_f64(
                 &map.tolerated_failure_percentage,
                 &effective,
-                context,
+                scope,
+                env,
                 "ToleratedFailurePercentagePath",
             )?;
             let tolerated_failure_count = resolve_u64(
                 &map.tolerated_failure_count,
                 &effective,
-                context,
+                scope,
+                env,
                 "ToleratedFailureCountPath",
             )?;
             Ok(Entered::Map {
@@ -500,7 +694,7 @@ pub fn map_item_input(
     effective_input: &Value,
     item: &Value,
     index: usize,
-    context: &Value,
+    scope: &Scope<'_>,
     env: &mut dyn Env,
 ) -> Result<Value, StatesError> {
     let State::Map(map) = state else {
@@ -513,7 +707,7 @@ pub fn map_item_input(
     let Some(selector) = &map.item_selector else {
         return Ok(item.clone());
     };
-    let mut context = context.clone();
+    let mut context = scope.context.clone();
     if !context.is_object() {
         context = Value::Object(Map::new());
     }
@@ -529,22 +723,24 @@ pub fn map_item_input(
         }
     }
     selector
-        .evaluate(effective_input, &context, env)
+        .evaluate(effective_input, &scope.with_context(&context), env)
         .map_err(|e| with_state(state, e))
 }
 
 /// A Task/Parallel/Map result is in (or a Wait timer fired): ResultSelector, then
 /// ResultPath into the raw `state_input`, then OutputPath; then the transition.
+/// (JSONata: `Output`, default the result, and `Assign`, with `$states.result`.)
 ///
 /// For Wait the `result` is ignored: the output is OutputPath(InputPath(state_input)).
 pub fn complete(
     state: &State,
     state_input: &Value,
     result: Value,
-    context: &Value,
+    scope: &Scope<'_>,
     env: &mut dyn Env,
 ) -> Result<Completed, StatesError> {
-    complete_inner(state, Cow::Borrowed(state_input), result, context, env)
+    complete_inner(state, Cow::Borrowed(state_input), result, scope, env)
+        .map_err(|e| with_state(state, e))
 }
 
 /// [`complete`] for a caller that owns the state input and is done with it: `ResultPath`
@@ -553,30 +749,58 @@ pub fn complete_owned(
     state: &State,
     state_input: Value,
     result: Value,
-    context: &Value,
+    scope: &Scope<'_>,
     env: &mut dyn Env,
 ) -> Result<Completed, StatesError> {
-    complete_inner(state, Cow::Owned(state_input), result, context, env)
+    complete_inner(state, Cow::Owned(state_input), result, scope, env)
+        .map_err(|e| with_state(state, e))
 }
 
 fn complete_inner(
     state: &State,
     state_input: Cow<'_, Value>,
     result: Value,
-    context: &Value,
+    scope: &Scope<'_>,
     env: &mut dyn Env,
 ) -> Result<Completed, StatesError> {
-    let (io, selector, result_path, transition) = match state {
-        State::Task(s) => (&s.io, &s.result_selector, &s.result_path, &s.transition),
-        State::Parallel(s) => (&s.io, &s.result_selector, &s.result_path, &s.transition),
-        State::Map(s) => (&s.io, &s.result_selector, &s.result_path, &s.transition),
+    let jsonata = state.query_language() == QueryLanguage::Jsonata;
+    let (io, selector, result_path, transition, assign, output) = match state {
+        State::Task(s) => (
+            &s.io,
+            &s.result_selector,
+            &s.result_path,
+            &s.transition,
+            &s.assign,
+            &s.output,
+        ),
+        State::Parallel(s) => (
+            &s.io,
+            &s.result_selector,
+            &s.result_path,
+            &s.transition,
+            &s.assign,
+            &s.output,
+        ),
+        State::Map(s) => (
+            &s.io,
+            &s.result_selector,
+            &s.result_path,
+            &s.transition,
+            &s.assign,
+            &s.output,
+        ),
         State::Wait(wait) => {
-            let run = || {
-                let effective = apply_input_path(&wait.io, &state_input, context)?;
-                apply_output_path(&wait.io, effective.into_owned(), context)
-            };
-            let output = run().map_err(|e| with_state(state, e))?;
-            return Ok(finish(&wait.transition, output));
+            if jsonata {
+                let (output, assigned) =
+                    jsonata_finish(&wait.output, &wait.assign, &state_input, scope, env, || {
+                        state_input.clone().into_owned()
+                    })?;
+                return Ok(finish(&wait.transition, output, assigned));
+            }
+            let effective = apply_input_path(&wait.io, &state_input, scope)?;
+            let assigned = assign_vars(&wait.assign, &effective, scope, env)?;
+            let output = apply_output_path(&wait.io, effective.into_owned(), scope)?;
+            return Ok(finish(&wait.transition, output, assigned));
         }
         other => {
             return Err(StatesError::runtime(format!(
@@ -586,13 +810,19 @@ fn complete_inner(
             )));
         }
     };
-    let run = |env: &mut dyn Env| {
-        let selected = template_or(selector, Cow::Owned(result), context, env)?;
-        let combined = apply_result_path(result_path, state_input, selected)?;
-        apply_output_path(io, combined, context)
-    };
-    let output = run(env).map_err(|e| with_state(state, e))?;
-    Ok(finish(transition, output))
+    if jsonata {
+        let with_result = scope.with_result(&result);
+        let (output, assigned) =
+            jsonata_finish(output, assign, &state_input, &with_result, env, || {
+                result.clone()
+            })?;
+        return Ok(finish(transition, output, assigned));
+    }
+    let selected = template_or(selector, Cow::Owned(result), scope, env)?;
+    let assigned = assign_vars(assign, &selected, scope, env)?;
+    let combined = apply_result_path(result_path, state_input, selected)?;
+    let output = apply_output_path(io, combined, scope)?;
+    Ok(finish(transition, output, assigned))
 }
 
 /// Decides what a failure of `state` leads to. `retry_counts[i]` is how many retries the
@@ -602,11 +832,13 @@ fn complete_inner(
 /// state is retried after `IntervalSeconds * BackoffRate^count` (capped by
 /// `MaxDelaySeconds`, scaled by a random factor with `JitterStrategy: FULL`); if not,
 /// the catchers are tried in order. `States.Runtime` is never retried nor caught.
+/// A catcher whose `Output`/`Assign`/`ResultPath` cannot be applied fails the state.
 pub fn on_error(
     state: &State,
     state_input: &Value,
     error: &StatesError,
     retry_counts: &[u32],
+    scope: &Scope<'_>,
     env: &mut dyn Env,
 ) -> ErrorOutcome {
     if let Some((index, retrier)) = state
@@ -640,14 +872,31 @@ pub fn on_error(
     for catcher in state.catch() {
         if catcher.error_equals.iter().any(|e| e.matches(&error.error)) {
             let error_output = json!({"Error": error.error.as_str(), "Cause": error.cause});
-            return match apply_result_path(
-                &catcher.result_path,
-                Cow::Borrowed(state_input),
-                error_output,
-            ) {
-                Ok(output) => ErrorOutcome::Catch {
+            let caught = if state.query_language() == QueryLanguage::Jsonata {
+                let with_error = scope.with_error_output(&error_output);
+                jsonata_finish(
+                    &catcher.output,
+                    &catcher.assign,
+                    state_input,
+                    &with_error,
+                    env,
+                    || error_output.clone(),
+                )
+            } else {
+                assign_vars(&catcher.assign, &error_output, scope, env).and_then(|assigned| {
+                    apply_result_path(
+                        &catcher.result_path,
+                        Cow::Borrowed(state_input),
+                        error_output.clone(),
+                    )
+                    .map(|output| (output, assigned))
+                })
+            };
+            return match caught {
+                Ok((output, assigned)) => ErrorOutcome::Catch {
                     next: catcher.next.clone(),
                     output,
+                    assigned,
                 },
                 Err(_) => ErrorOutcome::Fail,
             };

@@ -10,6 +10,7 @@ use serde_json::{Map, Number, Value};
 use crate::error::StatesError;
 use crate::eval::Env;
 use crate::path::Path;
+use crate::scope::Scope;
 
 /// The 18 intrinsic functions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -431,7 +432,7 @@ impl fmt::Display for Call {
 pub fn evaluate(
     call: &Call,
     input: &Value,
-    context: &Value,
+    scope: &Scope<'_>,
     env: &mut dyn Env,
 ) -> Result<Value, StatesError> {
     let name = call.function.name();
@@ -451,7 +452,7 @@ pub fn evaluate(
             Arg::Number(n) => Cow::Owned(Value::Number(n.clone())),
             Arg::Bool(b) => Cow::Owned(Value::Bool(*b)),
             Arg::Null => Cow::Owned(Value::Null),
-            Arg::Path(path) => match path.select(input, context) {
+            Arg::Path(path) => match path.select(input, scope) {
                 Some(v) => v,
                 None => {
                     return Err(StatesError::runtime(format!(
@@ -459,7 +460,7 @@ pub fn evaluate(
                     )));
                 }
             },
-            Arg::Call(inner) => Cow::Owned(evaluate(inner, input, context, env)?),
+            Arg::Call(inner) => Cow::Owned(evaluate(inner, input, scope, env)?),
         });
     }
     let fail = |msg: String| StatesError::intrinsic(format!("Invalid arguments in {name}: {msg}"));
@@ -724,7 +725,7 @@ pub(crate) fn json_equal(a: &Value, b: &Value) -> bool {
     }
 }
 
-fn hash(algorithm: &str, data: &[u8]) -> Option<String> {
+pub(crate) fn hash(algorithm: &str, data: &[u8]) -> Option<String> {
     use sha2::Digest as _;
     Some(match algorithm {
         "MD5" => hex::encode(md5::Md5::digest(data)),

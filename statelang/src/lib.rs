@@ -1,4 +1,5 @@
-//! The Amazon States Language as data: parse, validate and evaluate (JSONPath query mode).
+//! The Amazon States Language as data: parse, validate and evaluate, in both query
+//! languages (JSONPath and JSONata), with workflow variables.
 //!
 //! Boundary: this crate is pure. No I/O, no clock, no randomness; everything that varies
 //! comes in through arguments ([`Env`] for UUIDs and random numbers, the context object
@@ -12,14 +13,38 @@
 //! parse_value(&Value)     -> Result<StateMachine, Vec<Problem>>
 //! validate(definition: &str) -> Vec<Problem>                      // [] when valid (for `stepyard validate`)
 //!
-//! enter(state, input, context, env)            -> Result<Entered, StatesError>
-//! map_item_input(state, effective_input, item, index, context, env) -> Result<Value, StatesError>
-//! complete(state, state_input, result, context, env) -> Result<Completed, StatesError>
-//! on_error(state, state_input, error, retry_counts, env) -> ErrorOutcome
+//! enter(state, input, scope, env)            -> Result<Entered, StatesError>
+//! map_item_input(state, effective_input, item, index, scope, env) -> Result<Value, StatesError>
+//! complete(state, state_input, result, scope, env) -> Result<Completed, StatesError>
+//! on_error(state, state_input, error, retry_counts, scope, env) -> ErrorOutcome
 //!
-//! enter_owned(state, input: Value, context, env)                  // same, input moved in
-//! complete_owned(state, state_input: Value, result, context, env) // same, input moved in
+//! enter_owned(state, input: Value, scope, env)                  // same, input moved in
+//! complete_owned(state, state_input: Value, result, scope, env) // same, input moved in
 //! ```
+//!
+//! A [`Scope`] carries the context object (`$$`, `$states.context`) and the workflow
+//! variables the state sees ([`Variables`]: the engine looks them up through its nested
+//! scopes). Whatever a state assigns comes back as `assigned` in [`Entered::Next`],
+//! [`Entered::End`], [`Completed`] and [`ErrorOutcome::Catch`]; every `Assign` value is
+//! computed from the variables as they were before the state, and the caller sets them
+//! in the state's scope when it commits the transition.
+//!
+//! # Variables and JSONata
+//!
+//! - JSONPath states read variables as `$name` in paths (`"x.$": "$name.field"`, Choice
+//!   `Variable`, intrinsic arguments). Their `Assign` sees `$` = the state's result after
+//!   `ResultSelector` (Task, Parallel, Map), the `Result`/`Parameters` output (Pass), the
+//!   effective input (Choice, Wait) or the error output (a catcher's `Assign`).
+//! - JSONata states (`"QueryLanguage": "JSONata"` on the machine or the state) use
+//!   `{% %}` expressions (see [`jsonata`]) with `$states.input`, `$states.result`,
+//!   `$states.errorOutput`, `$states.context` and the variables; `Arguments`, `Output`,
+//!   `Items`, `Condition` replace the JSONPath fields, which are refused there (and vice
+//!   versa), each with its pointer. A Choice state's `Assign` applies whichever rule is
+//!   taken, the taken rule's `Assign` on top.
+//! - A Parallel branch or Map iteration reads the variables around it but may not
+//!   assign them (a validation problem); its own variables end with it. A distributed
+//!   Map's iterations see no outer variables. One state assigns at most 256 KiB
+//!   (`States.Runtime`); the engine holds an execution to 10 MiB in all.
 //!
 //! The `_owned` forms give the same results; a caller that is done with the input
 //! saves copying it when `ResultPath` writes into it.
@@ -58,8 +83,10 @@
 //!
 //! # Where this differs from AWS (known, deliberate or not yet done)
 //!
-//! - Only the JSONPath query language: `QueryLanguage: "JSONata"`, `Assign`, `Arguments`,
-//!   `Output` are reported as `UNSUPPORTED_FEATURE`.
+//! - JSONata's `$now()`/`$millis()` answer the time the state was entered, not the
+//!   moment of evaluation (evaluation must not read a clock). A JSONata expression with
+//!   no value in a whole field (`Output`, `Arguments`...) is `States.QueryEvaluationError`;
+//!   inside an object or array the field or item is left out.
 //! - Paths beyond plain reference paths (filters, slices, `..`, `*`) are evaluated by
 //!   `jsonpath-rust` (RFC 9535); Jayway-only extensions such as `length()` do not parse.
 //! - A `.$` path that selects nothing is `States.Runtime` (what AWS reports in practice),
@@ -78,10 +105,12 @@ mod choice;
 mod error;
 mod eval;
 pub mod intrinsic;
+pub mod jsonata;
 mod model;
 mod parse;
 mod path;
 mod problem;
+mod scope;
 mod template;
 
 pub use choice::{
@@ -99,8 +128,12 @@ pub use model::{
     WaitState,
 };
 pub use parse::{MAX_SECONDS, MAX_STATE_NAME_LEN, parse, parse_value, validate};
-pub use path::{Path, PathError, Segment};
+pub use path::{Path, PathError, Root, Segment};
 pub use problem::{Problem, ProblemCode};
+pub use scope::{
+    MAX_ASSIGNED_BYTES, MAX_TOTAL_VARIABLE_BYTES, MAX_VARIABLE_NAME_LEN, NoVariables, Scope,
+    Variables, Vars, is_variable_name, variables_size,
+};
 pub use template::Template;
 
 /// The JSON type of a value, as people say it.

@@ -8,6 +8,7 @@ use serde_json::Value;
 use crate::choice::ChoiceRule;
 use crate::error::ErrorName;
 use crate::intrinsic::Call;
+use crate::jsonata::Expr;
 use crate::path::Path;
 use crate::template::Template;
 
@@ -29,7 +30,7 @@ impl StateMachine {
     }
 }
 
-/// `QueryLanguage`: only JSONPath is evaluated for now.
+/// `QueryLanguage` of a machine or a state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum QueryLanguage {
     #[default]
@@ -101,6 +102,20 @@ impl State {
         }
     }
 
+    /// The query language the state's fields are written in.
+    pub fn query_language(&self) -> QueryLanguage {
+        match self {
+            State::Pass(s) => s.query_language,
+            State::Task(s) => s.query_language,
+            State::Choice(s) => s.query_language,
+            State::Wait(s) => s.query_language,
+            State::Succeed(s) => s.query_language,
+            State::Fail(s) => s.query_language,
+            State::Parallel(s) => s.query_language,
+            State::Map(s) => s.query_language,
+        }
+    }
+
     /// The transition of states that have one (not Choice, Succeed, Fail).
     pub fn transition(&self) -> Option<&Transition> {
         match self {
@@ -159,12 +174,18 @@ pub type ResultPath = Option<Path>;
 pub enum NumberOrPath<T> {
     Value(T),
     Path(Path),
+    /// A JSONata expression (JSONata states).
+    Expr(Expr),
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct PassState {
     pub name: String,
     pub comment: Option<String>,
+    pub query_language: QueryLanguage,
+    pub assign: Option<Template>,
+    /// JSONata `Output`.
+    pub output: Option<Template>,
     pub io: IoPaths,
     pub parameters: Option<Template>,
     pub result: Option<Value>,
@@ -176,8 +197,13 @@ pub struct PassState {
 pub struct TaskState {
     pub name: String,
     pub comment: Option<String>,
+    pub query_language: QueryLanguage,
+    pub assign: Option<Template>,
+    /// JSONata `Output`.
+    pub output: Option<Template>,
     pub resource: String,
     pub io: IoPaths,
+    /// `Parameters`, or JSONata's `Arguments`.
     pub parameters: Option<Template>,
     pub result_selector: Option<Template>,
     pub result_path: ResultPath,
@@ -193,6 +219,11 @@ pub struct TaskState {
 pub struct ChoiceState {
     pub name: String,
     pub comment: Option<String>,
+    pub query_language: QueryLanguage,
+    /// Assigned whichever way the state goes (a matching rule's own `Assign` on top).
+    pub assign: Option<Template>,
+    /// JSONata `Output` when the rule taken has none (and for `Default`).
+    pub output: Option<Template>,
     pub io: IoPaths,
     pub choices: Vec<ChoiceRule>,
     pub default: Option<String>,
@@ -205,12 +236,19 @@ pub enum WaitFor {
     SecondsPath(Path),
     Timestamp(DateTime<FixedOffset>),
     TimestampPath(Path),
+    /// JSONata `Seconds` expression.
+    SecondsExpr(Expr),
+    /// JSONata `Timestamp` expression.
+    TimestampExpr(Expr),
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct WaitState {
     pub name: String,
     pub comment: Option<String>,
+    pub query_language: QueryLanguage,
+    pub assign: Option<Template>,
+    pub output: Option<Template>,
     pub io: IoPaths,
     pub wait: WaitFor,
     pub transition: Transition,
@@ -220,6 +258,8 @@ pub struct WaitState {
 pub struct SucceedState {
     pub name: String,
     pub comment: Option<String>,
+    pub query_language: QueryLanguage,
+    pub output: Option<Template>,
     pub io: IoPaths,
 }
 
@@ -230,12 +270,15 @@ pub enum FailText {
     Literal(String),
     Path(Path),
     Call(Call),
+    /// A JSONata expression (JSONata states).
+    Expr(Expr),
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct FailState {
     pub name: String,
     pub comment: Option<String>,
+    pub query_language: QueryLanguage,
     pub error: Option<FailText>,
     pub cause: Option<FailText>,
 }
@@ -244,8 +287,12 @@ pub struct FailState {
 pub struct ParallelState {
     pub name: String,
     pub comment: Option<String>,
+    pub query_language: QueryLanguage,
+    pub assign: Option<Template>,
+    pub output: Option<Template>,
     pub io: IoPaths,
     pub branches: Vec<StateMachine>,
+    /// `Parameters`, or JSONata's `Arguments`.
     pub parameters: Option<Template>,
     pub result_selector: Option<Template>,
     pub result_path: ResultPath,
@@ -279,6 +326,11 @@ pub struct ProcessorConfig {
 pub struct MapState {
     pub name: String,
     pub comment: Option<String>,
+    pub query_language: QueryLanguage,
+    pub assign: Option<Template>,
+    pub output: Option<Template>,
+    /// JSONata `Items` (an array or an expression); `None` is the state input.
+    pub items: Option<Template>,
     pub io: IoPaths,
     /// `ItemProcessor`, or the legacy `Iterator`.
     pub item_processor: StateMachine,
@@ -333,5 +385,8 @@ pub struct Catcher {
     pub next: String,
     /// Default `$` (the error output replaces the input); `None` for `null`.
     pub result_path: ResultPath,
+    pub assign: Option<Template>,
+    /// JSONata `Output` (default: the error output).
+    pub output: Option<Template>,
     pub comment: Option<String>,
 }

@@ -12,6 +12,7 @@ use crate::choice::{
 };
 use crate::error::ErrorName;
 use crate::intrinsic;
+use crate::jsonata::{self, Expr, JTemplate};
 use crate::model::*;
 use crate::path::Path;
 use crate::problem::{Problem, ProblemCode, pointer_push};
@@ -55,8 +56,11 @@ pub fn parse_value(definition: &Value) -> Result<StateMachine, Vec<Problem>> {
     let mut parser = Parser {
         problems: Vec::new(),
         names: HashMap::new(),
+        language: QueryLanguage::JsonPath,
+        current: QueryLanguage::JsonPath,
     };
     let machine = parser.machine(definition, "", 0);
+    parser.variable_scopes(definition, "", &HashSet::new());
     match machine {
         Some(m) if parser.problems.is_empty() => Ok(m),
         _ => {
@@ -85,6 +89,10 @@ struct Parser {
     problems: Vec<Problem>,
     /// State name → pointer of its first definition, across all nested machines.
     names: HashMap<String, String>,
+    /// The top-level `QueryLanguage`: the default of every state, nested ones included.
+    language: QueryLanguage,
+    /// The language of the state being parsed.
+    current: QueryLanguage,
 }
 
 /// A `...Path` field as written: absent, `null`, or a (valid or invalid) path.
@@ -106,8 +114,50 @@ const TOP_FIELDS: &[&str] = &[
 const NESTED_FIELDS: &[&str] = &["Comment", "StartAt", "States"];
 const PROCESSOR_FIELDS: &[&str] = &["Comment", "StartAt", "States", "ProcessorConfig"];
 
-/// Fields that belong to JSONata or to variables, which are not evaluated yet.
-const UNSUPPORTED_FIELDS: &[&str] = &["Assign", "Arguments", "Output", "Items", "ItemsPointer"];
+/// Fields only JSONPath states have.
+const JSONPATH_ONLY: &[&str] = &[
+    "InputPath",
+    "OutputPath",
+    "Parameters",
+    "ResultSelector",
+    "ResultPath",
+    "Result",
+    "ItemsPath",
+    "SecondsPath",
+    "TimestampPath",
+    "TimeoutSecondsPath",
+    "HeartbeatSecondsPath",
+    "MaxConcurrencyPath",
+    "ToleratedFailurePercentagePath",
+    "ToleratedFailureCountPath",
+    "ErrorPath",
+    "CausePath",
+    "Variable",
+];
+/// Fields only JSONata states have.
+const JSONATA_ONLY: &[&str] = &["Arguments", "Output", "Items", "Condition"];
+
+/// The `Assign` keys of a raw state: its own, its Choice rules' and its catchers'.
+fn raw_assigned(state: &Value) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut add = |assign: Option<&Value>, pointer: String| {
+        if let Some(Value::Object(map)) = assign {
+            for key in map.keys() {
+                let name = key.strip_suffix(".$").unwrap_or(key);
+                out.push((name.to_owned(), pointer_push(&pointer, key)));
+            }
+        }
+    };
+    add(state.get("Assign"), "/Assign".to_owned());
+    for list in ["Choices", "Catch"] {
+        if let Some(Value::Array(items)) = state.get(list) {
+            for (i, item) in items.iter().enumerate() {
+                add(item.get("Assign"), format!("/{list}/{i}/Assign"));
+            }
+        }
+    }
+    out
+}
 
 /// Every state name a raw state object can transition to: `Next`, `Default`, the
 /// `Next` of each Choice rule and of each catcher.
@@ -183,11 +233,18 @@ impl Parser {
                 continue;
             }
             let ptr = pointer_push(pointer, key);
-            if UNSUPPORTED_FIELDS.contains(&key.as_str()) {
+            let jsonata = self.current == QueryLanguage::Jsonata;
+            if !jsonata && JSONATA_ONLY.contains(&key.as_str()) {
                 self.problem(
                     ptr,
-                    ProblemCode::UnsupportedFeature,
-                    format!("the field '{key}' (JSONata or variables) is not supported yet"),
+                    ProblemCode::QueryLanguageMismatch,
+                    format!("the field '{key}' is only for JSONata; set \"QueryLanguage\": \"JSONata\" on the state or the machine to use it"),
+                );
+            } else if jsonata && JSONPATH_ONLY.contains(&key.as_str()) {
+                self.problem(
+                    ptr,
+                    ProblemCode::QueryLanguageMismatch,
+                    format!("the field '{key}' is JSONPath; a JSONata state uses 'Arguments', 'Output' and '{{% %}}' expressions instead"),
                 );
             } else {
                 self.problem(
@@ -383,6 +440,14 @@ impl Parser {
         min: u64,
         max: u64,
     ) -> Option<NumberOrPath<u64>> {
+        if self.current == QueryLanguage::Jsonata
+            && let Some(Value::String(text)) = map.get(key)
+        {
+            let ptr = pointer_push(pointer, key);
+            return self
+                .jsonata_expr(&Value::String(text.clone()), &ptr, &format!("'{key}'"))
+                .map(NumberOrPath::Expr);
+        }
         let path_key = format!("{key}Path");
         if self.exclusive(map, pointer, key, &path_key) {
             return None;
@@ -479,15 +544,9 @@ impl Parser {
         let version = self.string(map, pointer, "Version");
         let timeout_seconds = self.integer(map, pointer, "TimeoutSeconds", 1, MAX_SECONDS);
         let query_language = match self.string(map, pointer, "QueryLanguage").as_deref() {
-            None | Some("JSONPath") => QueryLanguage::JsonPath,
-            Some("JSONata") => {
-                self.problem(
-                    pointer_push(pointer, "QueryLanguage"),
-                    ProblemCode::UnsupportedFeature,
-                    "the JSONata query language is not supported yet",
-                );
-                QueryLanguage::Jsonata
-            }
+            None => self.language,
+            Some("JSONPath") => QueryLanguage::JsonPath,
+            Some("JSONata") => QueryLanguage::Jsonata,
             Some(other) => {
                 self.problem(
                     pointer_push(pointer, "QueryLanguage"),
@@ -497,6 +556,9 @@ impl Parser {
                 QueryLanguage::JsonPath
             }
         };
+        if depth == 0 {
+            self.language = query_language;
+        }
         let start_at = self.required_string(map, pointer, "StartAt", what);
         let states_ptr = pointer_push(pointer, "States");
         let Some(states_value) = map.get("States") else {
@@ -654,18 +716,43 @@ impl Parser {
                 return None;
             }
         };
+        let language = match self.string(map, pointer, "QueryLanguage").as_deref() {
+            None => self.language,
+            Some("JSONPath") => {
+                if self.language == QueryLanguage::Jsonata {
+                    self.problem(
+                        pointer_push(pointer, "QueryLanguage"),
+                        ProblemCode::QueryLanguageMismatch,
+                        "a state cannot use JSONPath when the state machine's 'QueryLanguage' is JSONata",
+                    );
+                }
+                QueryLanguage::JsonPath
+            }
+            Some("JSONata") => QueryLanguage::Jsonata,
+            Some(other) => {
+                self.problem(
+                    pointer_push(pointer, "QueryLanguage"),
+                    ProblemCode::InvalidValue,
+                    format!("'QueryLanguage' must be \"JSONPath\" or \"JSONata\", not \"{other}\""),
+                );
+                self.language
+            }
+        };
+        let jsonata = language == QueryLanguage::Jsonata;
         let mut allowed: Vec<&str> = vec!["Type", "Comment", "QueryLanguage"];
-        let specific: &[&str] = match ty {
-            "Pass" => &[
+        let specific: &[&str] = match (ty, jsonata) {
+            ("Pass", false) => &[
                 "InputPath",
                 "OutputPath",
                 "Parameters",
                 "Result",
                 "ResultPath",
+                "Assign",
                 "Next",
                 "End",
             ],
-            "Task" => &[
+            ("Pass", true) => &["Output", "Assign", "Next", "End"],
+            ("Task", false) => &[
                 "Resource",
                 "InputPath",
                 "OutputPath",
@@ -677,37 +764,67 @@ impl Parser {
                 "HeartbeatSeconds",
                 "HeartbeatSecondsPath",
                 "Credentials",
+                "Assign",
                 "Retry",
                 "Catch",
                 "Next",
                 "End",
             ],
-            "Choice" => &["Choices", "Default", "InputPath", "OutputPath"],
-            "Wait" => &[
+            ("Task", true) => &[
+                "Resource",
+                "Arguments",
+                "Output",
+                "Assign",
+                "TimeoutSeconds",
+                "HeartbeatSeconds",
+                "Credentials",
+                "Retry",
+                "Catch",
+                "Next",
+                "End",
+            ],
+            ("Choice", false) => &["Choices", "Default", "InputPath", "OutputPath", "Assign"],
+            ("Choice", true) => &["Choices", "Default", "Output", "Assign"],
+            ("Wait", false) => &[
                 "Seconds",
                 "SecondsPath",
                 "Timestamp",
                 "TimestampPath",
                 "InputPath",
                 "OutputPath",
+                "Assign",
                 "Next",
                 "End",
             ],
-            "Succeed" => &["InputPath", "OutputPath"],
-            "Fail" => &["Error", "ErrorPath", "Cause", "CausePath"],
-            "Parallel" => &[
+            ("Wait", true) => &["Seconds", "Timestamp", "Output", "Assign", "Next", "End"],
+            ("Succeed", false) => &["InputPath", "OutputPath"],
+            ("Succeed", true) => &["Output"],
+            ("Fail", false) => &["Error", "ErrorPath", "Cause", "CausePath"],
+            ("Fail", true) => &["Error", "Cause"],
+            ("Parallel", false) => &[
                 "Branches",
                 "InputPath",
                 "OutputPath",
                 "Parameters",
                 "ResultSelector",
                 "ResultPath",
+                "Assign",
                 "Retry",
                 "Catch",
                 "Next",
                 "End",
             ],
-            "Map" => &[
+            ("Parallel", true) => &[
+                "Branches",
+                "Arguments",
+                "Output",
+                "Assign",
+                "Retry",
+                "Catch",
+                "Next",
+                "End",
+            ],
+            ("Map", false) => &[
                 "ItemProcessor",
                 "Iterator",
                 "ItemsPath",
@@ -727,12 +844,32 @@ impl Parser {
                 "OutputPath",
                 "ResultSelector",
                 "ResultPath",
+                "Assign",
                 "Retry",
                 "Catch",
                 "Next",
                 "End",
             ],
-            other => {
+            ("Map", true) => &[
+                "ItemProcessor",
+                "Iterator",
+                "Items",
+                "ItemSelector",
+                "MaxConcurrency",
+                "ToleratedFailurePercentage",
+                "ToleratedFailureCount",
+                "ItemReader",
+                "ItemBatcher",
+                "ResultWriter",
+                "Label",
+                "Output",
+                "Assign",
+                "Retry",
+                "Catch",
+                "Next",
+                "End",
+            ],
+            (other, _) => {
                 self.problem(
                     pointer_push(pointer, "Type"),
                     ProblemCode::InvalidStateType,
@@ -742,22 +879,29 @@ impl Parser {
             }
         };
         allowed.extend_from_slice(specific);
+        let previous = std::mem::replace(&mut self.current, language);
         self.check_fields(map, pointer, &allowed, &format!("a {ty} state"));
-        match self.string(map, pointer, "QueryLanguage").as_deref() {
-            None | Some("JSONPath") => {}
-            Some("JSONata") => self.problem(
-                pointer_push(pointer, "QueryLanguage"),
-                ProblemCode::UnsupportedFeature,
-                "the JSONata query language is not supported yet",
-            ),
-            Some(other) => self.problem(
-                pointer_push(pointer, "QueryLanguage"),
-                ProblemCode::InvalidValue,
-                format!("'QueryLanguage' must be \"JSONPath\" or \"JSONata\", not \"{other}\""),
-            ),
-        }
+        let state = self.state_fields(name, ty, map, pointer, depth, targets, language);
+        self.current = previous;
+        state
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn state_fields(
+        &mut self,
+        name: &str,
+        ty: &str,
+        map: &Map<String, Value>,
+        pointer: &str,
+        depth: usize,
+        targets: &mut Vec<(String, String)>,
+        query_language: QueryLanguage,
+    ) -> Option<State> {
+        let jsonata = query_language == QueryLanguage::Jsonata;
         let name = name.to_owned();
         let comment = self.string(map, pointer, "Comment");
+        let assign = self.assign(map, pointer);
+        let output = self.jsonata_field(map, pointer, "Output");
         let state = match ty {
             "Pass" => {
                 let io = self.io_paths(map, pointer);
@@ -768,6 +912,9 @@ impl Parser {
                 State::Pass(PassState {
                     name,
                     comment,
+                    query_language,
+                    assign,
+                    output,
                     io,
                     parameters,
                     result,
@@ -787,7 +934,11 @@ impl Parser {
                     );
                 }
                 let io = self.io_paths(map, pointer);
-                let parameters = self.template(map, pointer, "Parameters");
+                let parameters = if jsonata {
+                    self.jsonata_field(map, pointer, "Arguments")
+                } else {
+                    self.template(map, pointer, "Parameters")
+                };
                 let result_selector = self.template(map, pointer, "ResultSelector");
                 let result_path = self.result_path(map, pointer, "ResultPath");
                 let timeout_seconds =
@@ -806,13 +957,20 @@ impl Parser {
                         ),
                     );
                 }
-                let credentials = self.template(map, pointer, "Credentials");
+                let credentials = if jsonata {
+                    self.jsonata_field(map, pointer, "Credentials")
+                } else {
+                    self.template(map, pointer, "Credentials")
+                };
                 let retry = self.retriers(map, pointer);
                 let catch = self.catchers(map, pointer, targets);
                 let transition = self.transition(map, pointer, targets);
                 State::Task(TaskState {
                     name,
                     comment,
+                    query_language,
+                    assign,
+                    output,
                     resource: resource.unwrap_or_default(),
                     io,
                     parameters,
@@ -833,12 +991,12 @@ impl Parser {
                     targets.push((pointer_push(pointer, "Default"), d.clone()));
                 }
                 let choices = self.choices(map, pointer, targets);
-                if map.contains_key("Next") || map.contains_key("End") {
-                    // Already reported as unknown fields; nothing more to say.
-                }
                 State::Choice(ChoiceState {
                     name,
                     comment,
+                    query_language,
+                    assign,
+                    output,
                     io,
                     choices,
                     default,
@@ -857,7 +1015,11 @@ impl Parser {
                         self.problem(
                             pointer,
                             ProblemCode::MissingField,
-                            "a Wait state must have exactly one of 'Seconds', 'SecondsPath', 'Timestamp' or 'TimestampPath'",
+                            if jsonata {
+                                "a Wait state must have exactly one of 'Seconds' or 'Timestamp'"
+                            } else {
+                                "a Wait state must have exactly one of 'Seconds', 'SecondsPath', 'Timestamp' or 'TimestampPath'"
+                            },
                         );
                         None
                     }
@@ -877,6 +1039,9 @@ impl Parser {
                 State::Wait(WaitState {
                     name,
                     comment,
+                    query_language,
+                    assign,
+                    output,
                     io,
                     wait: wait?,
                     transition,
@@ -885,6 +1050,8 @@ impl Parser {
             "Succeed" => State::Succeed(SucceedState {
                 name,
                 comment,
+                query_language,
+                output,
                 io: self.io_paths(map, pointer),
             }),
             "Fail" => {
@@ -893,6 +1060,7 @@ impl Parser {
                 State::Fail(FailState {
                     name,
                     comment,
+                    query_language,
                     error,
                     cause,
                 })
@@ -931,7 +1099,12 @@ impl Parser {
                         format!("'Branches' must be an array, not {}", type_name(other)),
                     ),
                 }
-                let parameters = self.template(map, pointer, "Parameters");
+                self.current = query_language;
+                let parameters = if jsonata {
+                    self.jsonata_field(map, pointer, "Arguments")
+                } else {
+                    self.template(map, pointer, "Parameters")
+                };
                 let result_selector = self.template(map, pointer, "ResultSelector");
                 let result_path = self.result_path(map, pointer, "ResultPath");
                 let retry = self.retriers(map, pointer);
@@ -940,6 +1113,9 @@ impl Parser {
                 State::Parallel(ParallelState {
                     name,
                     comment,
+                    query_language,
+                    assign,
+                    output,
                     io,
                     branches,
                     parameters,
@@ -950,12 +1126,150 @@ impl Parser {
                     transition,
                 })
             }
-            "Map" => self.map_state(name, comment, map, pointer, depth, targets)?,
+            "Map" => self.map_state(
+                name,
+                comment,
+                map,
+                pointer,
+                depth,
+                targets,
+                (query_language, assign, output),
+            )?,
             _ => return None,
         };
         Some(state)
     }
 
+    /// `Assign`: an object whose keys name variables; JSONPath values may use `.$`
+    /// keys, JSONata values `{% %}` expressions.
+    fn assign(&mut self, map: &Map<String, Value>, pointer: &str) -> Option<Template> {
+        let value = map.get("Assign")?;
+        let ptr = pointer_push(pointer, "Assign");
+        let Value::Object(fields) = value else {
+            self.problem(
+                ptr,
+                ProblemCode::InvalidType,
+                format!("'Assign' must be a JSON object, not {}", type_name(value)),
+            );
+            return None;
+        };
+        for key in fields.keys() {
+            let jsonpath_dynamic = self.current == QueryLanguage::JsonPath && key.ends_with(".$");
+            let name = if jsonpath_dynamic {
+                &key[..key.len() - 2]
+            } else {
+                key.as_str()
+            };
+            if key.ends_with(".$") && self.current == QueryLanguage::Jsonata {
+                self.problem(
+                    pointer_push(&ptr, key),
+                    ProblemCode::QueryLanguageMismatch,
+                    format!("'{key}': '.$' fields are JSONPath; in a JSONata state write the value as '{{% expression %}}'"),
+                );
+            } else if !crate::scope::is_variable_name(name) {
+                self.problem(
+                    pointer_push(&ptr, key),
+                    ProblemCode::InvalidVariableName,
+                    format!("'{name}' cannot name a variable: use a letter or '_' followed by letters, digits or '_', at most {} characters, and not 'states'", crate::scope::MAX_VARIABLE_NAME_LEN),
+                );
+            }
+        }
+        Some(match self.current {
+            QueryLanguage::JsonPath => Template::compile(value, &ptr, &mut self.problems),
+            QueryLanguage::Jsonata => {
+                Template::Jsonata(JTemplate::compile(value, &ptr, &mut self.problems))
+            }
+        })
+    }
+
+    /// A JSONata field holding any JSON, with `{% %}` expressions anywhere inside.
+    fn jsonata_field(
+        &mut self,
+        map: &Map<String, Value>,
+        pointer: &str,
+        key: &str,
+    ) -> Option<Template> {
+        let value = map.get(key)?;
+        Some(Template::Jsonata(JTemplate::compile(
+            value,
+            &pointer_push(pointer, key),
+            &mut self.problems,
+        )))
+    }
+
+    /// A JSONata expression field (`{% %}`), or `None` (with a problem) when it is not one.
+    fn jsonata_expr(&mut self, value: &Value, pointer: &str, what: &str) -> Option<Expr> {
+        match value {
+            Value::String(s) if jsonata::is_expression(s) => match Expr::compile(s, pointer) {
+                Ok(e) => Some(e),
+                Err(message) => {
+                    self.problem(pointer, ProblemCode::InvalidJsonata, message);
+                    None
+                }
+            },
+            other => {
+                self.problem(
+                    pointer,
+                    ProblemCode::InvalidType,
+                    format!(
+                        "{what} must be a JSONata expression '{{% ... %}}', not {}",
+                        type_name(other)
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    /// Every `Assign` of a machine checked against the variables of the scopes around it:
+    /// a Parallel branch or a Map iteration cannot assign a variable of an outer scope.
+    fn variable_scopes(&mut self, machine: &Value, pointer: &str, outer: &HashSet<String>) {
+        let Some(Value::Object(states)) = machine.get("States") else {
+            return;
+        };
+        let mut own: HashSet<String> = HashSet::new();
+        for (name, state) in states {
+            let state_ptr = pointer_push(&pointer_push(pointer, "States"), name);
+            for (var, at) in raw_assigned(state) {
+                if outer.contains(&var) {
+                    self.problem(
+                        format!("{state_ptr}{at}"),
+                        ProblemCode::OuterVariableAssigned,
+                        format!("the variable '{var}' belongs to an outer scope: a Parallel branch or Map iteration can read it but not assign it (pass values out through the output instead)"),
+                    );
+                }
+                own.insert(var);
+            }
+        }
+        let inner: HashSet<String> = outer.union(&own).cloned().collect();
+        for (name, state) in states {
+            let state_ptr = pointer_push(&pointer_push(pointer, "States"), name);
+            if let Some(Value::Array(branches)) = state.get("Branches") {
+                for (i, branch) in branches.iter().enumerate() {
+                    let ptr = pointer_push(&pointer_push(&state_ptr, "Branches"), &i.to_string());
+                    self.variable_scopes(branch, &ptr, &inner);
+                }
+            }
+            for key in ["ItemProcessor", "Iterator"] {
+                if let Some(processor) = state.get(key) {
+                    let distributed = processor
+                        .pointer("/ProcessorConfig/Mode")
+                        .and_then(Value::as_str)
+                        == Some("DISTRIBUTED");
+                    // A distributed Map's iterations are child executions: they see no
+                    // outer variables, so they may reuse any name.
+                    let seen = if distributed {
+                        HashSet::new()
+                    } else {
+                        inner.clone()
+                    };
+                    self.variable_scopes(processor, &pointer_push(&state_ptr, key), &seen);
+                }
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
     fn map_state(
         &mut self,
         name: String,
@@ -964,7 +1278,9 @@ impl Parser {
         pointer: &str,
         depth: usize,
         targets: &mut Vec<(String, String)>,
+        (query_language, assign, output): (QueryLanguage, Option<Template>, Option<Template>),
     ) -> Option<State> {
+        let jsonata = query_language == QueryLanguage::Jsonata;
         let io = self.io_paths(map, pointer);
         self.exclusive(map, pointer, "ItemProcessor", "Iterator");
         self.exclusive(map, pointer, "ItemSelector", "Parameters");
@@ -1000,8 +1316,26 @@ impl Parser {
                         ),
                     );
                 }
-                self.machine(value, &processor_ptr, depth + 1)
+                let machine = self.machine(value, &processor_ptr, depth + 1);
+                self.current = query_language;
+                machine
             }
+        };
+        let items = match map.get("Items") {
+            Some(v)
+                if jsonata && !v.is_array() && !v.as_str().is_some_and(jsonata::is_expression) =>
+            {
+                self.problem(
+                    pointer_push(pointer, "Items"),
+                    ProblemCode::InvalidType,
+                    format!(
+                        "'Items' must be an array or a JSONata expression '{{% ... %}}', not {}",
+                        type_name(v)
+                    ),
+                );
+                None
+            }
+            _ => self.jsonata_field(map, pointer, "Items"),
         };
         let items_path = match self.path_field(map, pointer, "ItemsPath", true, true) {
             PathField::Path(p) => p,
@@ -1020,12 +1354,17 @@ impl Parser {
         } else {
             "Parameters"
         };
-        let item_selector = self.template(map, pointer, selector_key);
+        let item_selector = if jsonata {
+            self.jsonata_field(map, pointer, "ItemSelector")
+        } else {
+            self.template(map, pointer, selector_key)
+        };
         let max_concurrency = self
             .number_or_path(map, pointer, "MaxConcurrency", 0, u64::from(u32::MAX))
             .map(|n| match n {
                 NumberOrPath::Value(v) => NumberOrPath::Value(u32::try_from(v).unwrap_or(u32::MAX)),
                 NumberOrPath::Path(p) => NumberOrPath::Path(p),
+                NumberOrPath::Expr(e) => NumberOrPath::Expr(e),
             });
         let tolerated_failure_percentage = if self.exclusive(
             map,
@@ -1036,6 +1375,13 @@ impl Parser {
             None
         } else if let Some(v) = map.get("ToleratedFailurePercentage") {
             match v.as_f64() {
+                _ if jsonata && v.as_str().is_some_and(jsonata::is_expression) => self
+                    .jsonata_expr(
+                        v,
+                        &pointer_push(pointer, "ToleratedFailurePercentage"),
+                        "'ToleratedFailurePercentage'",
+                    )
+                    .map(NumberOrPath::Expr),
                 Some(f) if (0.0..=100.0).contains(&f) => Some(NumberOrPath::Value(f)),
                 _ => {
                     self.problem(
@@ -1087,6 +1433,10 @@ impl Parser {
         Some(State::Map(MapState {
             name,
             comment,
+            query_language,
+            assign,
+            output,
+            items,
             io,
             item_processor: item_processor?,
             processor_config,
@@ -1146,6 +1496,17 @@ impl Parser {
     }
 
     fn wait_for(&mut self, map: &Map<String, Value>, pointer: &str, key: &str) -> Option<WaitFor> {
+        if self.current == QueryLanguage::Jsonata
+            && let Some(v @ Value::String(text)) = map.get(key)
+            && jsonata::is_expression(text)
+        {
+            let expr = self.jsonata_expr(v, &pointer_push(pointer, key), &format!("'{key}'"))?;
+            return Some(if key == "Seconds" {
+                WaitFor::SecondsExpr(expr)
+            } else {
+                WaitFor::TimestampExpr(expr)
+            });
+        }
         match key {
             "Seconds" => self
                 .integer(map, pointer, "Seconds", 0, MAX_SECONDS)
@@ -1191,6 +1552,14 @@ impl Parser {
     ) -> Option<FailText> {
         if self.exclusive(map, pointer, key, path_key) {
             return None;
+        }
+        if self.current == QueryLanguage::Jsonata
+            && let Some(v @ Value::String(text)) = map.get(key)
+            && jsonata::is_expression(text)
+        {
+            return self
+                .jsonata_expr(v, &pointer_push(pointer, key), &format!("'{key}'"))
+                .map(FailText::Expr);
         }
         if map.contains_key(key) {
             return self.string(map, pointer, key).map(FailText::Literal);
@@ -1403,12 +1772,12 @@ impl Parser {
             let Some(c) = self.object(item, &cptr, "a catcher") else {
                 continue;
             };
-            self.check_fields(
-                c,
-                &cptr,
-                &["ErrorEquals", "Next", "ResultPath", "Comment"],
-                "a catcher",
-            );
+            let fields: &[&str] = if self.current == QueryLanguage::Jsonata {
+                &["ErrorEquals", "Next", "Output", "Assign", "Comment"]
+            } else {
+                &["ErrorEquals", "Next", "ResultPath", "Assign", "Comment"]
+            };
+            self.check_fields(c, &cptr, fields, "a catcher");
             let error_equals = self.error_equals(c, &cptr, "a catcher");
             if error_equals.contains(&ErrorName::All) && i + 1 != items.len() {
                 self.problem(
@@ -1423,10 +1792,14 @@ impl Parser {
             }
             let result_path = self.result_path(c, &cptr, "ResultPath");
             let comment = self.string(c, &cptr, "Comment");
+            let assign = self.assign(c, &cptr);
+            let output = self.jsonata_field(c, &cptr, "Output");
             out.push(Catcher {
                 error_equals,
                 next: next.unwrap_or_default(),
                 result_path,
+                assign,
+                output,
                 comment,
             });
         }
@@ -1484,12 +1857,43 @@ impl Parser {
                 targets.push((pointer_push(&rptr, "Next"), n.clone()));
             }
             let comment = self.string(rule, &rptr, "Comment");
-            let condition = self.condition(rule, &rptr, true, 0);
+            let condition = if self.current == QueryLanguage::Jsonata {
+                self.check_fields(
+                    rule,
+                    &rptr,
+                    &["Condition", "Next", "Assign", "Output", "Comment"],
+                    "a JSONata Choice rule",
+                );
+                match rule.get("Condition") {
+                    None => {
+                        self.problem(
+                            &rptr,
+                            ProblemCode::MissingField,
+                            "a JSONata Choice rule must have the field 'Condition'",
+                        );
+                        None
+                    }
+                    Some(Value::Bool(b)) => {
+                        Expr::compile(&format!("{{% {b} %}}"), &pointer_push(&rptr, "Condition"))
+                            .ok()
+                            .map(Condition::Jsonata)
+                    }
+                    Some(v) => self
+                        .jsonata_expr(v, &pointer_push(&rptr, "Condition"), "'Condition'")
+                        .map(Condition::Jsonata),
+                }
+            } else {
+                self.condition(rule, &rptr, true, 0)
+            };
+            let assign = self.assign(rule, &rptr);
+            let output = self.jsonata_field(rule, &rptr, "Output");
             if let (Some(condition), Some(next)) = (condition, next) {
                 rules.push(ChoiceRule {
                     condition,
                     next,
                     comment,
+                    assign,
+                    output,
                 });
             }
         }
@@ -1520,9 +1924,16 @@ impl Parser {
                 });
             if is_op {
                 comparisons.push(k);
-            } else if !(k == "Variable" || k == "Comment" || (top && k == "Next")) {
-                let message = if k == "Next" {
-                    "'Next' is only allowed in a top-level Choice rule".to_owned()
+            } else if !(k == "Variable"
+                || k == "Comment"
+                || (top && (k == "Next" || k == "Assign")))
+            {
+                let message = if k == "Next" || k == "Assign" {
+                    format!("'{k}' is only allowed in a top-level Choice rule")
+                } else if k == "Condition" || k == "Output" {
+                    format!(
+                        "the field '{k}' is only for JSONata Choice rules; set \"QueryLanguage\": \"JSONata\" on the state or the machine to use it"
+                    )
                 } else {
                     format!("the field '{k}' is not allowed in a Choice rule")
                 };

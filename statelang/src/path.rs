@@ -12,6 +12,8 @@ use std::fmt;
 use jsonpath_rust::parser::model::JpQuery;
 use serde_json::{Map, Value};
 
+use crate::scope::Scope;
+
 /// One step of a plain reference path.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Segment {
@@ -26,11 +28,23 @@ enum Compiled {
     Query(JpQuery),
 }
 
-/// A compiled path. `$...` reads the state's data, `$$...` the context object.
+/// What a path starts from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Root {
+    /// `$`: the state's data.
+    Input,
+    /// `$$`: the context object.
+    Context,
+    /// `$name`: a workflow variable.
+    Variable(String),
+}
+
+/// A compiled path. `$...` reads the state's data, `$$...` the context object, `$name...`
+/// a workflow variable.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Path {
     source: String,
-    context: bool,
+    root: Root,
     compiled: Compiled,
 }
 
@@ -72,7 +86,7 @@ impl Path {
     pub fn root() -> Path {
         Path {
             source: "$".to_owned(),
-            context: false,
+            root: Root::Input,
             compiled: Compiled::Simple(Vec::new()),
         }
     }
@@ -82,11 +96,11 @@ impl Path {
         if source.len() > MAX_PATH_LEN {
             return Err(PathError("the path is too long".into()));
         }
-        let (context, rest) = split_root(source)?;
+        let (root, rest) = split_root(source)?;
         if let Some(segments) = parse_simple(rest) {
             return Ok(Path {
                 source: source.to_owned(),
-                context,
+                root,
                 compiled: Compiled::Simple(segments),
             });
         }
@@ -99,7 +113,7 @@ impl Path {
         match jsonpath_rust::parser::parse_json_path(&query_text) {
             Ok(query) => Ok(Path {
                 source: source.to_owned(),
-                context,
+                root,
                 compiled: Compiled::Query(query),
             }),
             // The parser's own message spans several lines of ASCII art; keep ours to one.
@@ -113,11 +127,11 @@ impl Path {
         if source.len() > MAX_PATH_LEN {
             return Err(PathError("the path is too long".into()));
         }
-        let (context, rest) = split_root(source)?;
+        let (root, rest) = split_root(source)?;
         match parse_simple(rest) {
             Some(segments) => Ok(Path {
                 source: source.to_owned(),
-                context,
+                root,
                 compiled: Compiled::Simple(segments),
             }),
             None => Err(PathError(format!(
@@ -133,12 +147,25 @@ impl Path {
 
     /// Whether the path reads the context object (`$$`).
     pub fn is_context(&self) -> bool {
-        self.context
+        self.root == Root::Context
+    }
+
+    /// The variable the path reads (`$name...`), if it reads one.
+    pub fn variable(&self) -> Option<&str> {
+        match &self.root {
+            Root::Variable(name) => Some(name),
+            _ => None,
+        }
+    }
+
+    /// What the path starts from.
+    pub fn root_kind(&self) -> &Root {
+        &self.root
     }
 
     /// Whether this is exactly `$`.
     pub fn is_root(&self) -> bool {
-        !self.context && matches!(&self.compiled, Compiled::Simple(s) if s.is_empty())
+        self.root == Root::Input && matches!(&self.compiled, Compiled::Simple(s) if s.is_empty())
     }
 
     /// The segments of a plain reference path; `None` for query paths.
@@ -149,10 +176,15 @@ impl Path {
         }
     }
 
-    /// Selects from `input` (or `context` for `$$` paths). `None` when a definite path
-    /// points at nothing; indefinite paths always select an array (maybe empty).
-    pub fn select<'a>(&self, input: &'a Value, context: &'a Value) -> Option<Cow<'a, Value>> {
-        let root = if self.context { context } else { input };
+    /// Selects from `input` (the context object for `$$` paths, a variable for `$name`
+    /// paths). `None` when a definite path points at nothing (or the variable is not set);
+    /// indefinite paths always select an array (maybe empty).
+    pub fn select<'a>(&self, input: &'a Value, scope: &Scope<'a>) -> Option<Cow<'a, Value>> {
+        let root = match &self.root {
+            Root::Input => input,
+            Root::Context => scope.context,
+            Root::Variable(name) => scope.vars.get(name)?,
+        };
         match &self.compiled {
             Compiled::Simple(segments) => walk(root, segments).map(Cow::Borrowed),
             Compiled::Query(query) => {
@@ -173,7 +205,11 @@ impl Path {
         let Compiled::Simple(segments) = &self.compiled else {
             return self.source.clone();
         };
-        let mut out = String::from(if self.context { "$$" } else { "$" });
+        let mut out = match &self.root {
+            Root::Input => "$".to_owned(),
+            Root::Context => "$$".to_owned(),
+            Root::Variable(name) => format!("${name}"),
+        };
         for segment in segments {
             match segment {
                 Segment::Field(name) => {
@@ -284,11 +320,24 @@ fn walk<'a>(mut value: &'a Value, segments: &[Segment]) -> Option<&'a Value> {
     Some(value)
 }
 
-fn split_root(source: &str) -> Result<(bool, &str), PathError> {
+fn split_root(source: &str) -> Result<(Root, &str), PathError> {
     if let Some(rest) = source.strip_prefix("$$") {
-        Ok((true, rest))
+        Ok((Root::Context, rest))
     } else if let Some(rest) = source.strip_prefix('$') {
-        Ok((false, rest))
+        let name_len = rest
+            .char_indices()
+            .find(|(_, c)| !crate::scope::is_variable_char(*c))
+            .map_or(rest.len(), |(i, _)| i);
+        if name_len == 0 {
+            return Ok((Root::Input, rest));
+        }
+        let (name, rest) = rest.split_at(name_len);
+        if !crate::scope::is_variable_name(name) {
+            return Err(PathError(format!(
+                "'{source}' is not a path: '${name}' is not a valid variable name"
+            )));
+        }
+        Ok((Root::Variable(name.to_owned()), rest))
     } else {
         Err(PathError(format!(
             "'{source}' is not a path: it must start with '$'"
@@ -385,7 +434,7 @@ mod tests {
         let get = |p: &str| {
             Path::parse(p)
                 .unwrap()
-                .select(&input, &ctx)
+                .select(&input, &Scope::context_only(&ctx))
                 .map(|v| v.into_owned())
         };
         assert_eq!(get("$.a.b[1]"), Some(json!(20)));

@@ -82,6 +82,10 @@ problem_codes! {
     StatesAllNotAlone => "STATES_ALL_NOT_ALONE", "`States.ALL` shares its `ErrorEquals` with other names.";
     StatesAllNotLast => "STATES_ALL_NOT_LAST", "A retrier or catcher with `States.ALL` is not the last one.";
     InvalidChoiceRule => "INVALID_CHOICE_RULE", "A Choice rule with no comparison, or with more than one.";
+    InvalidJsonata => "INVALID_JSONATA", "A `{% %}` JSONata expression that does not parse.";
+    QueryLanguageMismatch => "QUERY_LANGUAGE_MISMATCH", "A JSONPath-only field in a JSONata state, a JSONata-only field in a JSONPath state, or a JSONPath state in a JSONata machine.";
+    InvalidVariableName => "INVALID_VARIABLE_NAME", "An `Assign` key that cannot name a variable (letters, digits, `_`; at most 80; not `states`).";
+    OuterVariableAssigned => "OUTER_VARIABLE_ASSIGNED", "A Parallel branch or Map iteration assigns a variable of an enclosing scope.";
 }
 
 impl fmt::Display for ProblemCode {

@@ -6,8 +6,10 @@ use serde_json::{Map, Value};
 use crate::error::StatesError;
 use crate::eval::Env;
 use crate::intrinsic::{self, Call};
+use crate::jsonata::JTemplate;
 use crate::path::Path;
 use crate::problem::{Problem, ProblemCode, pointer_push};
+use crate::scope::Scope;
 
 /// A compiled payload template.
 #[derive(Debug, Clone, PartialEq)]
@@ -20,6 +22,9 @@ pub enum Template {
     Path(Path),
     /// From `"key.$": "States.Format(...)"`.
     Call(Call),
+    /// A JSONata state's field (`Arguments`, `Output`, `Assign`...): `{% %}` expressions
+    /// anywhere inside, evaluated with `$states.input` = the input given.
+    Jsonata(JTemplate),
 }
 
 impl Template {
@@ -68,30 +73,46 @@ impl Template {
         }
     }
 
-    /// Evaluates the template against `input` (`$`) and `context` (`$$`).
+    /// Evaluates the template against `input` (`$`, or `$states.input` in JSONata) and
+    /// `scope` (`$$`, variables).
     pub fn evaluate(
         &self,
         input: &Value,
-        context: &Value,
+        scope: &Scope<'_>,
         env: &mut dyn Env,
     ) -> Result<Value, StatesError> {
         match self {
+            Template::Jsonata(t) => t.evaluate(input, scope, env),
             Template::Literal(v) => Ok(v.clone()),
             Template::Object(fields) => {
                 let mut map = Map::with_capacity(fields.len());
                 for (key, field) in fields {
                     let value = match field {
-                        Template::Path(path) => match path.select(input, context) {
+                        Template::Path(path) => match path.select(input, scope) {
                             Some(v) => v.into_owned(),
                             None => {
-                                let source = if path.is_context() { context } else { input };
+                                if let Some(name) = path.variable() {
+                                    return Err(StatesError::runtime(format!(
+                                        "The JSONPath '{path}' specified for the field '{key}.$' could not be found: {}",
+                                        match scope.vars.get(name) {
+                                            Some(_) =>
+                                                format!("the variable '{name}' has no such field"),
+                                            None => format!("there is no variable '{name}'"),
+                                        }
+                                    )));
+                                }
+                                let source = if path.is_context() {
+                                    scope.context
+                                } else {
+                                    input
+                                };
                                 return Err(StatesError::runtime(format!(
                                     "The JSONPath '{path}' specified for the field '{key}.$' could not be found in the input '{}'",
                                     truncate(&source.to_string())
                                 )));
                             }
                         },
-                        other => other.evaluate(input, context, env)?,
+                        other => other.evaluate(input, scope, env)?,
                     };
                     map.insert(key.clone(), value);
                 }
@@ -99,16 +120,16 @@ impl Template {
             }
             Template::Array(items) => items
                 .iter()
-                .map(|t| t.evaluate(input, context, env))
+                .map(|t| t.evaluate(input, scope, env))
                 .collect::<Result<Vec<_>, _>>()
                 .map(Value::Array),
             Template::Path(path) => path
-                .select(input, context)
+                .select(input, scope)
                 .map(|v| v.into_owned())
                 .ok_or_else(|| {
                     StatesError::runtime(format!("The JSONPath '{path}' could not be found"))
                 }),
-            Template::Call(call) => intrinsic::evaluate(call, input, context, env),
+            Template::Call(call) => intrinsic::evaluate(call, input, scope, env),
         }
     }
 }

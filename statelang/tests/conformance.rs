@@ -18,9 +18,25 @@ use std::collections::HashMap;
 
 use serde_json::{Value, json};
 use stepyard_statelang::{
-    Completed, Entered, Env, ErrorName, ErrorOutcome, State, StateMachine, StatesError, WaitUntil,
-    complete, complete_owned, enter, enter_owned, map_item_input, on_error, parse_value,
+    Completed, Entered, Env, ErrorName, ErrorOutcome, Scope, State, StateMachine, StatesError,
+    Variables, Vars, WaitUntil, complete, complete_owned, enter, enter_owned, map_item_input,
+    on_error, parse_value,
 };
+
+/// The variables a state sees: its own scope's, then the enclosing scopes' (a Parallel
+/// branch or Map iteration reads the variables around it).
+struct Chain<'a> {
+    own: &'a Vars,
+    parent: Option<&'a Chain<'a>>,
+}
+
+impl Variables for Chain<'_> {
+    fn get(&self, name: &str) -> Option<&Value> {
+        self.own
+            .get(name)
+            .or_else(|| self.parent.and_then(|p| p.get(name)))
+    }
+}
 
 #[derive(Clone)]
 struct TestEnv {
@@ -93,10 +109,11 @@ impl Driver<'_> {
         Ok(outcome.get("result").cloned().unwrap_or(Value::Null))
     }
 
-    fn run(&mut self, machine: &StateMachine, input: Value) -> Outcome {
+    fn run(&mut self, machine: &StateMachine, input: Value, parent: Option<&Chain<'_>>) -> Outcome {
         let mut name = machine.start_at.clone();
         let mut input = input;
         let mut retry_counts: HashMap<String, Vec<u32>> = HashMap::new();
+        let mut vars = Vars::new();
         loop {
             self.steps += 1;
             assert!(self.steps < 10_000, "{}: the run does not end", self.case);
@@ -107,46 +124,77 @@ impl Driver<'_> {
             let retry_count = counts.iter().sum();
             let context = self.context(&name, retry_count);
             let counts = counts.clone();
-            let step = self.step(state, &input, &context);
-            match step {
-                Ok(Completed::Next { next, output }) => {
+            let chain = Chain { own: &vars, parent };
+            let scope = Scope::new(&context, &chain);
+            let step = self.step(state, &input, &scope, &chain);
+            let outcome = step;
+            let caught = match &outcome {
+                Err(Step::Error(error)) => Some(on_error(
+                    state,
+                    &input,
+                    error,
+                    &counts,
+                    &scope,
+                    &mut self.env,
+                )),
+                _ => None,
+            };
+            match (outcome, caught) {
+                (
+                    Ok(Completed::Next {
+                        next,
+                        output,
+                        assigned,
+                    }),
+                    _,
+                ) => {
+                    vars.extend(assigned);
                     retry_counts.remove(&name);
                     name = next;
                     input = output;
                 }
-                Ok(Completed::End { output }) => return Outcome::Succeeded(output),
-                Err(Step::Fail { error, cause }) => return Outcome::Failed { error, cause },
-                Err(Step::Error(error)) => {
-                    match on_error(state, &input, &error, &counts, &mut self.env) {
-                        ErrorOutcome::Retry { retrier, delay_ms } => {
-                            self.delays.push(delay_ms);
-                            let counts = retry_counts.entry(name.clone()).or_default();
-                            if counts.len() <= retrier {
-                                counts.resize(retrier + 1, 0);
-                            }
-                            counts[retrier] += 1;
+                (Ok(Completed::End { output, .. }), _) => return Outcome::Succeeded(output),
+                (Err(Step::Fail { error, cause }), _) => return Outcome::Failed { error, cause },
+                (Err(Step::Error(error)), caught) => match caught.expect("on_error ran") {
+                    ErrorOutcome::Retry { retrier, delay_ms } => {
+                        self.delays.push(delay_ms);
+                        let counts = retry_counts.entry(name.clone()).or_default();
+                        if counts.len() <= retrier {
+                            counts.resize(retrier + 1, 0);
                         }
-                        ErrorOutcome::Catch { next, output } => {
-                            retry_counts.remove(&name);
-                            name = next;
-                            input = output;
-                        }
-                        ErrorOutcome::Fail => {
-                            return Outcome::Failed {
-                                error: error.error.to_string(),
-                                cause: error.cause,
-                            };
-                        }
+                        counts[retrier] += 1;
                     }
-                }
+                    ErrorOutcome::Catch {
+                        next,
+                        output,
+                        assigned,
+                    } => {
+                        vars.extend(assigned);
+                        retry_counts.remove(&name);
+                        name = next;
+                        input = output;
+                    }
+                    ErrorOutcome::Fail => {
+                        return Outcome::Failed {
+                            error: error.error.to_string(),
+                            cause: error.cause,
+                        };
+                    }
+                },
             }
         }
     }
 
-    fn step(&mut self, state: &State, input: &Value, context: &Value) -> Result<Completed, Step> {
+    fn step(
+        &mut self,
+        state: &State,
+        input: &Value,
+        scope: &Scope<'_>,
+        chain: &Chain<'_>,
+    ) -> Result<Completed, Step> {
         // Every case also checks that the owned form gives exactly the borrowed form's answer.
-        let owned = enter_owned(state, input.clone(), context, &mut self.env.clone());
-        let entered = enter(state, input, context, &mut self.env);
+        let owned = enter_owned(state, input.clone(), scope, &mut self.env.clone());
+        let entered = enter(state, input, scope, &mut self.env);
         assert_eq!(
             owned, entered,
             "{}: enter_owned differs from enter",
@@ -154,8 +202,18 @@ impl Driver<'_> {
         );
         let entered = entered.map_err(Step::Error)?;
         let result = match entered {
-            Entered::Next { next, output } => return Ok(Completed::Next { next, output }),
-            Entered::End { output } => return Ok(Completed::End { output }),
+            Entered::Next {
+                next,
+                output,
+                assigned,
+            } => {
+                return Ok(Completed::Next {
+                    next,
+                    output,
+                    assigned,
+                });
+            }
+            Entered::End { output, assigned } => return Ok(Completed::End { output, assigned }),
             Entered::Fail { error, cause } => {
                 return Err(Step::Fail {
                     error: error.unwrap_or_default(),
@@ -181,7 +239,7 @@ impl Driver<'_> {
                 };
                 let mut outputs = Vec::new();
                 for branch in &parallel.branches {
-                    match self.run(branch, branch_input.clone()) {
+                    match self.run(branch, branch_input.clone(), Some(chain)) {
                         Outcome::Succeeded(v) => outputs.push(v),
                         Outcome::Failed { error, cause } => {
                             return Err(Step::Error(StatesError::new(
@@ -208,16 +266,13 @@ impl Driver<'_> {
                 let total = items.len();
                 let mut last_error = None;
                 for (index, item) in items.iter().enumerate() {
-                    let item_input = map_item_input(
-                        state,
-                        &effective_input,
-                        item,
-                        index,
-                        context,
-                        &mut self.env,
-                    )
-                    .map_err(Step::Error)?;
-                    match self.run(&map.item_processor, item_input) {
+                    let item_input =
+                        map_item_input(state, &effective_input, item, index, scope, &mut self.env)
+                            .map_err(Step::Error)?;
+                    let distributed =
+                        map.processor_config.mode == stepyard_statelang::ProcessorMode::Distributed;
+                    let outer = if distributed { None } else { Some(chain) };
+                    match self.run(&map.item_processor, item_input, outer) {
                         Outcome::Succeeded(v) => outputs.push(v),
                         Outcome::Failed { error, cause } => {
                             failures += 1;
@@ -250,10 +305,10 @@ impl Driver<'_> {
             state,
             input.clone(),
             result.clone(),
-            context,
+            scope,
             &mut self.env.clone(),
         );
-        let completed = complete(state, input, result, context, &mut self.env);
+        let completed = complete(state, input, result, scope, &mut self.env);
         assert_eq!(
             owned, completed,
             "{}: complete_owned differs from complete",
@@ -326,7 +381,7 @@ fn run_case(file: &str, case: &Value) -> Result<(), String> {
         case: &name,
         steps: 0,
     };
-    let outcome = driver.run(&machine, input);
+    let outcome = driver.run(&machine, input, None);
     if let Some(delays) = expect.get("delays_ms") {
         let got = json!(driver.delays);
         if &got != delays {

@@ -5,7 +5,7 @@ use proptest::prelude::*;
 use serde_json::{Map, Value, json};
 use stepyard_statelang::intrinsic::{self, Arg, Call, Function};
 use stepyard_statelang::{
-    ErrorName, FixedEnv, Path, Segment, enter, parse, parse_value, string_matches, validate,
+    ErrorName, FixedEnv, Path, Scope, Segment, enter, parse, parse_value, string_matches, validate,
 };
 
 fn arb_json() -> impl Strategy<Value = Value> {
@@ -115,7 +115,7 @@ proptest! {
     #[test]
     fn reference_paths_select_what_a_plain_walk_finds(value in arb_json(), segments in arb_segments(), brackets in any::<bool>()) {
         let path = Path::parse_reference(&render(&segments, brackets)).expect("valid reference path");
-        let got = path.select(&value, &Value::Null).map(|v| v.into_owned());
+        let got = path.select(&value, &Scope::context_only(&Value::Null)).map(|v| v.into_owned());
         prop_assert_eq!(got, reference_walk(&value, &segments).cloned());
     }
 
@@ -125,7 +125,7 @@ proptest! {
         let path = Path::parse_reference(&render(&segments, false)).expect("valid");
         let mut target = value.clone();
         match path.assign(&mut target, new.clone()) {
-            Ok(()) => prop_assert_eq!(path.select(&target, &Value::Null).map(|v| v.into_owned()), Some(new)),
+            Ok(()) => prop_assert_eq!(path.select(&target, &Scope::context_only(&Value::Null)).map(|v| v.into_owned()), Some(new)),
             // Assignment only fails when something other than an object (or null) is in the way.
             Err(_) => prop_assert!(!value.is_object() || segments.len() > 1),
         }
@@ -153,7 +153,7 @@ proptest! {
     fn format_with_escaped_literals_reproduces_the_text(text in arb_literal_string()) {
         let expr = format!("States.Format('{}')", escape(&text));
         let call = intrinsic::parse(&expr).expect("parses");
-        let out = intrinsic::evaluate(&call, &Value::Null, &Value::Null, &mut FixedEnv::default()).expect("evaluates");
+        let out = intrinsic::evaluate(&call, &Value::Null, &Scope::context_only(&Value::Null), &mut FixedEnv::default()).expect("evaluates");
         prop_assert_eq!(out, Value::String(text));
     }
 
@@ -161,8 +161,8 @@ proptest! {
     fn templates_without_dollar_keys_are_copied(value in arb_json()) {
         let def = json!({"StartAt": "P", "States": {"P": {"Type": "Pass", "Parameters": {"v": value}, "End": true}}});
         let machine = parse_value(&def).expect("valid");
-        let out = enter(&machine.states["P"], &json!({}), &json!({}), &mut FixedEnv::default()).expect("runs");
-        prop_assert_eq!(out, stepyard_statelang::Entered::End { output: json!({"v": value}) });
+        let out = enter(&machine.states["P"], &json!({}), &Scope::context_only(&json!({})), &mut FixedEnv::default()).expect("runs");
+        prop_assert_eq!(out, stepyard_statelang::Entered::End { output: json!({"v": value}), assigned: Default::default() });
     }
 
     #[test]
@@ -174,13 +174,13 @@ proptest! {
         }
         let def = json!({"StartAt": "P", "States": {"P": {"Type": "Pass", "Parameters": params, "End": true}}});
         let machine = parse_value(&def).expect("valid");
-        let result = enter(&machine.states["P"], &input, &json!({}), &mut FixedEnv::default());
+        let result = enter(&machine.states["P"], &input, &Scope::context_only(&json!({})), &mut FixedEnv::default());
         let all_present = keys.iter().all(|k| input.get(k).is_some());
         if all_present {
             for k in &keys {
                 expected.insert(k.clone(), input[k.as_str()].clone());
             }
-            prop_assert_eq!(result.expect("runs"), stepyard_statelang::Entered::End { output: Value::Object(expected) });
+            prop_assert_eq!(result.expect("runs"), stepyard_statelang::Entered::End { output: Value::Object(expected), assigned: Default::default() });
         } else {
             let error = result.expect_err("a missing path fails");
             prop_assert_eq!(error.error, ErrorName::Runtime);

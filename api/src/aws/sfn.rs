@@ -606,8 +606,15 @@ async fn get_activity_task(
 struct TestStateRequest {
     definition: String,
     input: Option<String>,
+    variables: Option<String>,
 }
 
 async fn test_state(engine: &Engine, req: TestStateRequest) -> Result<Value, AwsError> {
-    super::test_state::run(engine, &req.definition, req.input.as_deref()).await
+    super::test_state::run(
+        engine,
+        &req.definition,
+        req.input.as_deref(),
+        req.variables.as_deref(),
+    )
+    .await
 }

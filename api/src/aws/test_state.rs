@@ -5,7 +5,7 @@
 
 use serde_json::{Map, Value, json};
 use stepyard_engine::Engine;
-use stepyard_statelang::{Completed, Entered, Env, ErrorOutcome, State, StatesError};
+use stepyard_statelang::{Completed, Entered, Env, ErrorOutcome, Scope, State, StatesError, Vars};
 
 use super::AwsError;
 
@@ -70,6 +70,7 @@ pub async fn run(
     engine: &Engine,
     definition: &str,
     input: Option<&str>,
+    variables: Option<&str>,
 ) -> Result<Value, AwsError> {
     let state_json: Value = serde_json::from_str(definition).map_err(|err| {
         AwsError::new(
@@ -103,17 +104,39 @@ pub async fn run(
     let Some(state) = machine.states.get(TEST_STATE_NAME) else {
         return Err(AwsError::validation("the state could not be read"));
     };
+    let vars: Vars = match variables {
+        None => Vars::new(),
+        Some(text) => match serde_json::from_str(text) {
+            Ok(Value::Object(map)) => map,
+            _ => {
+                return Err(AwsError::validation(
+                    "variables must be a JSON object of variable names to values",
+                ));
+            }
+        },
+    };
     let context = context(&input);
+    let scope = Scope::new(&context, &vars);
     let mut env = RandomEnv;
-    let entered = match stepyard_statelang::enter(state, &input, &context, &mut env) {
+    let entered = match stepyard_statelang::enter(state, &input, &scope, &mut env) {
         Ok(entered) => entered,
-        Err(error) => return Ok(on_error(state, &input, &error, &mut env)),
+        Err(error) => return Ok(on_error(state, &input, &error, &scope, &mut env)),
     };
     let result = match entered {
-        Entered::Next { next, output } => {
-            json!({"status": "SUCCEEDED", "output": output.to_string(), "nextState": next})
-        }
-        Entered::End { output } => json!({"status": "SUCCEEDED", "output": output.to_string()}),
+        Entered::Next {
+            next,
+            output,
+            assigned,
+        } => with_variables(
+            json!({"status": "SUCCEEDED", "output": output.to_string(), "nextState": next}),
+            &vars,
+            &assigned,
+        ),
+        Entered::End { output, assigned } => with_variables(
+            json!({"status": "SUCCEEDED", "output": output.to_string()}),
+            &vars,
+            &assigned,
+        ),
         Entered::Fail { error, cause } => {
             let mut out = json!({"status": "FAILED"});
             if let Some(error) = error {
@@ -124,19 +147,20 @@ pub async fn run(
             }
             out
         }
-        Entered::Wait { .. } => completed(state, &input, Value::Null, &context, &mut env),
+        Entered::Wait { .. } => completed(state, &input, Value::Null, &scope, &vars, &mut env),
         Entered::Task {
             resource,
             parameters,
             ..
         } => match invoke_task(engine, &resource, parameters.clone()).await {
             Ok(result) => {
-                let mut out = completed(state, &input, result.clone(), &context, &mut env);
-                out["inspectionData"] = json!({
-                    "input": input.to_string(),
-                    "afterParameters": parameters.to_string(),
-                    "result": result.to_string(),
-                });
+                let mut out = completed(state, &input, result.clone(), &scope, &vars, &mut env);
+                let data = out["inspectionData"].as_object_mut().map(std::mem::take);
+                let mut data = data.unwrap_or_default();
+                data.insert("input".into(), json!(input.to_string()));
+                data.insert("afterParameters".into(), json!(parameters.to_string()));
+                data.insert("result".into(), json!(result.to_string()));
+                out["inspectionData"] = Value::Object(data);
                 out
             }
             Err(task_error) => {
@@ -144,7 +168,7 @@ pub async fn run(
                     error: stepyard_statelang::ErrorName::from(task_error.error.as_str()),
                     cause: task_error.cause,
                 };
-                on_error(state, &input, &error, &mut env)
+                on_error(state, &input, &error, &scope, &mut env)
             }
         },
         Entered::Parallel { .. } | Entered::Map { .. } => {
@@ -167,28 +191,58 @@ async fn invoke_task(
     ))
 }
 
+/// AWS's `inspectionData.variables`: the variables after the state ran, as JSON text.
+fn with_variables(mut out: Value, before: &Vars, assigned: &Vars) -> Value {
+    if before.is_empty() && assigned.is_empty() {
+        return out;
+    }
+    let mut after = before.clone();
+    after.extend(assigned.iter().map(|(k, v)| (k.clone(), v.clone())));
+    out["inspectionData"] = json!({ "variables": Value::Object(after).to_string() });
+    out
+}
+
 fn completed(
     state: &State,
     input: &Value,
     result: Value,
-    context: &Value,
+    scope: &Scope<'_>,
+    vars: &Vars,
     env: &mut dyn Env,
 ) -> Value {
-    match stepyard_statelang::complete(state, input, result, context, env) {
-        Ok(Completed::Next { next, output }) => {
-            json!({"status": "SUCCEEDED", "output": output.to_string(), "nextState": next})
-        }
-        Ok(Completed::End { output }) => {
-            json!({"status": "SUCCEEDED", "output": output.to_string()})
-        }
-        Err(error) => on_error(state, input, &error, env),
+    match stepyard_statelang::complete(state, input, result, scope, env) {
+        Ok(Completed::Next {
+            next,
+            output,
+            assigned,
+        }) => with_variables(
+            json!({"status": "SUCCEEDED", "output": output.to_string(), "nextState": next}),
+            vars,
+            &assigned,
+        ),
+        Ok(Completed::End { output, assigned }) => with_variables(
+            json!({"status": "SUCCEEDED", "output": output.to_string()}),
+            vars,
+            &assigned,
+        ),
+        Err(error) => on_error(state, input, &error, scope, env),
     }
 }
 
-fn on_error(state: &State, input: &Value, error: &StatesError, env: &mut dyn Env) -> Value {
-    match stepyard_statelang::on_error(state, input, error, &[], env) {
+fn on_error(
+    state: &State,
+    input: &Value,
+    error: &StatesError,
+    scope: &Scope<'_>,
+    env: &mut dyn Env,
+) -> Value {
+    match stepyard_statelang::on_error(state, input, error, &[], scope, env) {
         ErrorOutcome::Retry { .. } => failed(error, "RETRIABLE"),
-        ErrorOutcome::Catch { next, output } => json!({
+        ErrorOutcome::Catch {
+            next,
+            output,
+            assigned: _,
+        } => json!({
             "status": "CAUGHT_ERROR",
             "error": error.error.to_string(),
             "cause": error.cause,

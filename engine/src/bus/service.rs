@@ -1668,7 +1668,10 @@ impl Inner {
             Ok(text.clone())
         } else if let Some(path) = &t.input_path {
             Ok(path
-                .select(event, &Value::Null)
+                .select(
+                    event,
+                    &stepyard_statelang::Scope::context_only(&Value::Null),
+                )
                 .map(|v| v.to_string())
                 .unwrap_or_else(|| "null".into()))
         } else if let Some(tr) = &t.transformer {

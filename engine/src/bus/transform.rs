@@ -158,7 +158,12 @@ impl InputTransformer {
 
     fn value_of(&self, slot: usize, event: &Value, reserved: &Reserved<'_>) -> Option<Value> {
         if let Some((_, path)) = self.paths.get(slot) {
-            return path.select(event, &Value::Null).map(|v| v.into_owned());
+            return path
+                .select(
+                    event,
+                    &stepyard_statelang::Scope::context_only(&Value::Null),
+                )
+                .map(|v| v.into_owned());
         }
         let name = RESERVED.get(slot - self.paths.len())?;
         Some(match *name {

@@ -8,3 +8,4 @@ mod crash;
 mod flow;
 mod lifecycle;
 mod tasks;
+mod variables;

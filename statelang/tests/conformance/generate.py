@@ -1085,9 +1085,9 @@ rejects("Map ItemsPath not a reference path", {"StartAt": "M", "States": {"M": {
 rejects("Map processor with an unreachable state", {"StartAt": "M", "States": {"M": {"Type": "Map", "End": True, "ItemProcessor": {
     "StartAt": "I", "States": {"I": {"Type": "Succeed"}, "J": {"Type": "Succeed"}}}}}}, "UNREACHABLE_STATE")
 rejects("Label over 40 characters", {"StartAt": "M", "States": {"M": {"Type": "Map", "ItemProcessor": PROC, "Label": "L" * 41, "End": True}}}, "INVALID_VALUE")
-rejects("QueryLanguage JSONata is not supported yet", {"QueryLanguage": "JSONata", "StartAt": "A", "States": {"A": {"Type": "Succeed"}}}, "UNSUPPORTED_FEATURE")
+accepts("QueryLanguage JSONata", {"QueryLanguage": "JSONata", "StartAt": "A", "States": {"A": {"Type": "Succeed"}}}, {"x": 1})
 rejects("QueryLanguage unknown", {"QueryLanguage": "XPath", "StartAt": "A", "States": {"A": {"Type": "Succeed"}}}, "INVALID_VALUE")
-rejects("Assign is not supported yet", {"StartAt": "A", "States": {"A": {"Type": "Pass", "Assign": {"x": 1}, "End": True}}}, "UNSUPPORTED_FEATURE")
+accepts("Assign on a JSONPath Pass", {"StartAt": "A", "States": {"A": {"Type": "Pass", "Assign": {"x": 1}, "End": True}}}, {"y": 2})
 rejects("top-level TimeoutSeconds zero", {"TimeoutSeconds": 0, "StartAt": "A", "States": {"A": {"Type": "Succeed"}}}, "INVALID_VALUE")
 rejects("unknown top-level field", {"Startat": "A", "StartAt": "A", "States": {"A": {"Type": "Succeed"}}}, "UNKNOWN_FIELD")
 rejects("no terminal state", {"StartAt": "A", "States": {"A": {"Type": "Pass", "Next": "B"}, "B": {"Type": "Pass", "Next": "A"}}}, "NO_TERMINAL_STATE")
@@ -1113,6 +1113,281 @@ accepts("a Distributed Map with ItemReader and ResultWriter parses",
             "ItemProcessor": dict(PROC, ProcessorConfig={"Mode": "DISTRIBUTED", "ExecutionType": "EXPRESS"})}}}, {}, [])
 accepts("InputPath and OutputPath may use the context object",
         {"StartAt": "A", "States": {"A": {"Type": "Pass", "InputPath": "$$.State", "OutputPath": "$.Name", "End": True}}}, {}, "A")
+
+
+# ---------------------------------------------------------------------------
+# JSONata ("Transforming data with JSONata in Step Functions"): QueryLanguage,
+# Arguments, Output, Condition, Items, $states, AWS's functions.
+# ---------------------------------------------------------------------------
+F = "jsonata.json"
+
+
+def jn(state, name="S"):
+    """One JSONata state."""
+    m = one(state, name)
+    m["QueryLanguage"] = "JSONata"
+    return m
+
+
+def jrun(name, definition, input, expect, tasks=None):
+    add(F, name, definition, input, expect, tasks)
+
+
+jrun("Pass Output expression", jn({"Type": "Pass", "Output": "{% $states.input.a + $states.input.b %}"}), {"a": 1, "b": 2}, ok(3))
+jrun("Pass Output object mixes literals and expressions at any depth",
+     jn({"Type": "Pass", "Output": {"sum": "{% $sum($states.input.n) %}", "lit": "x", "deep": [1, "{% 2 * 3 %}", {"k": "{% $uppercase('a') %}"}]}}),
+     {"n": [1, 2, 3]}, ok({"sum": 6, "lit": "x", "deep": [1, 6, {"k": "A"}]}))
+jrun("Pass without Output passes its input", jn({"Type": "Pass"}), {"k": [1]}, ok({"k": [1]}))
+jrun("a string that is not wholly {% %} is literal", jn({"Type": "Pass", "Output": {"a": "x {% 1 %}", "b": "{%1%}"}}), {}, ok({"a": "x {% 1 %}", "b": 1}))
+jrun("Output can be a literal number", jn({"Type": "Pass", "Output": 42}), {}, ok(42))
+jrun("a field whose expression has no value is left out", jn({"Type": "Pass", "Output": {"a": "{% $states.input.missing %}", "b": 1}}), {}, ok({"b": 1}))
+jrun("a whole Output with no value is States.QueryEvaluationError", jn({"Type": "Pass", "Output": "{% $states.input.missing %}"}), {},
+     err("States.QueryEvaluationError", cause_contains="returned no value"))
+jrun("a failing expression is States.QueryEvaluationError naming the field", jn({"Type": "Pass", "Output": {"x": "{% $states.input.a + 'b' %}"}}), {"a": 1},
+     err("States.QueryEvaluationError", cause_contains="specified for the field 'Output.x'"))
+jrun("a function is not JSON", jn({"Type": "Pass", "Output": "{% function($v) { $v } %}"}), {}, err("States.QueryEvaluationError", cause_contains="function"))
+jrun("numbers: a whole double is an integer, a fraction stays", jn({"Type": "Pass", "Output": ["{% 10 / 4 %}", "{% 10 / 5 %}", "{% $round(2.5) %}"]}), {}, ok([2.5, 2, 2]))
+jrun("$states.context is the context object", jn({"Type": "Pass", "Output": "{% $states.context.State.Name & '@' & $states.context.Execution.Name %}"}, name="Here"), {}, ok("Here@exec-1"))
+jrun("$now is the time the state was entered", jn({"Type": "Pass", "Output": "{% $now() %}"}), {}, ok("2024-01-01T00:00:01.000Z"))
+jrun("a top-level JSONata machine makes every state JSONata",
+     {"QueryLanguage": "JSONata", "StartAt": "A", "States": {"A": {"Type": "Pass", "Output": "{% $states.input.v + 1 %}", "Next": "B"},
+                                                           "B": {"Type": "Pass", "Output": "{% $states.input * 10 %}", "End": True}}}, {"v": 1}, ok(20))
+jrun("JSONPath and JSONata states mix in one machine",
+     {"StartAt": "P1", "States": {
+         "P1": {"Type": "Pass", "Parameters": {"n.$": "$.v"}, "Next": "J"},
+         "J": {"Type": "Pass", "QueryLanguage": "JSONata", "Output": {"n": "{% $states.input.n * 2 %}"}, "Next": "P2"},
+         "P2": {"Type": "Pass", "InputPath": "$.n", "End": True}}}, {"v": 21}, ok(42))
+
+# AWS's functions.
+jrun("$partition", jn({"Type": "Pass", "Output": "{% $partition([1,2,3,4,5], 2) %}"}), {}, ok([[1, 2], [3, 4], [5]]))
+jrun("$range", jn({"Type": "Pass", "Output": "{% $range(0, 10, 5) %}"}), {}, ok([0, 5, 10]))
+jrun("$range counts down", jn({"Type": "Pass", "Output": "{% $range(3, 1, -1) %}"}), {}, ok([3, 2, 1]))
+jrun("$hash", jn({"Type": "Pass", "Output": "{% $hash('input data', 'SHA-1') %}"}), {}, ok(hashlib.sha1(b"input data").hexdigest()))
+jrun("$hash with an unknown algorithm", jn({"Type": "Pass", "Output": "{% $hash('x', 'CRC32') %}"}), {}, err("States.QueryEvaluationError", cause_contains="algorithm"))
+jrun("$parse", jn({"Type": "Pass", "Output": "{% $parse($states.input.text).a %}"}), {"text": "{\"a\": [1, 2]}"}, ok([1, 2]))
+jrun("$uuid is a v4 UUID", jn({"Type": "Pass", "Output": "{% $match($uuid(), /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/).match ? true : false %}"}), {}, ok(True))
+jrun("$random is in [0, 1)", jn({"Type": "Pass", "Output": "{% ($r := $random(); $r >= 0 and $r < 1) %}"}), {}, ok(True))
+jrun("$random with a seed repeats", jn({"Type": "Pass", "Output": "{% $random(7) = $random(7) %}"}), {}, ok(True))
+
+# Task: Arguments, Output, $states.result.
+jt = lambda **f: {"QueryLanguage": "JSONata", "StartAt": "T", "States": {"T": dict({"Type": "Task", "Resource": "work", "End": True}, **f)}}
+jrun("Task Arguments are the task's input; its result is the default output", jt(Arguments={"x": "{% $states.input.n * 2 %}", "k": "lit"}), {"n": 2}, ok({"x": 4, "k": "lit"}))
+jrun("Task without Arguments sends the state input", jt(), {"n": 2}, ok({"n": 2}))
+jrun("Task Output sees $states.input and $states.result",
+     jt(Output={"in": "{% $states.input.n %}", "got": "{% $states.result.Payload %}"}), {"n": 1}, ok({"in": 1, "got": "p"}),
+     tasks={"work": [{"result": {"Payload": "p"}}]})
+jrun("Task TimeoutSeconds and HeartbeatSeconds as expressions", jt(TimeoutSeconds="{% $states.input.t %}", HeartbeatSeconds="{% 5 %}"), {"t": 60}, ok({"t": 60}))
+jrun("a TimeoutSeconds expression that is not a whole number", jt(TimeoutSeconds="{% 'soon' %}"), {}, err("States.QueryEvaluationError", cause_contains="non-negative integer"))
+
+# Choice.
+JC = {"QueryLanguage": "JSONata", "StartAt": "C", "States": {
+    "C": {"Type": "Choice", "Default": "Other", "Choices": [
+        {"Condition": "{% $states.input.n > 10 %}", "Next": "Big", "Output": {"size": "big"}},
+        {"Condition": "{% $states.input.n > 5 %}", "Next": "Mid"}]},
+    "Big": {"Type": "Succeed"}, "Mid": {"Type": "Pass", "Output": "mid", "End": True}, "Other": {"Type": "Pass", "Output": "other", "End": True}}}
+jrun("Choice Condition picks the first true rule; a rule's Output is the output", JC, {"n": 11}, ok({"size": "big"}))
+jrun("Choice without a rule Output passes the input on", JC, {"n": 6}, ok("mid"))
+jrun("Choice Default", JC, {"n": 1}, ok("other"))
+jrun("a Condition that is not a boolean is States.QueryEvaluationError",
+     {"QueryLanguage": "JSONata", "StartAt": "C", "States": {"C": {"Type": "Choice", "Choices": [{"Condition": "{% $states.input.n %}", "Next": "D"}]}, "D": {"Type": "Succeed"}}},
+     {"n": 1}, err("States.QueryEvaluationError", cause_contains="must return a boolean"))
+jrun("no Condition true and no Default is States.NoChoiceMatched",
+     {"QueryLanguage": "JSONata", "StartAt": "C", "States": {"C": {"Type": "Choice", "Choices": [{"Condition": "{% false %}", "Next": "D"}]}, "D": {"Type": "Succeed"}}},
+     {}, err("States.NoChoiceMatched"))
+jrun("a literal boolean Condition", {"QueryLanguage": "JSONata", "StartAt": "C", "States": {"C": {"Type": "Choice", "Choices": [{"Condition": True, "Next": "D"}]}, "D": {"Type": "Succeed"}}}, {"a": 1}, ok({"a": 1}))
+
+# Wait, Succeed, Fail.
+jrun("Wait Seconds expression and Output", jn({"Type": "Wait", "Seconds": "{% $states.input.s %}", "Output": "{% $states.input.s + 1 %}"}), {"s": 3}, ok(4))
+jrun("Wait Timestamp expression", jn({"Type": "Wait", "Timestamp": "{% $states.input.at %}"}), {"at": "2030-01-01T00:00:00Z"}, ok({"at": "2030-01-01T00:00:00Z"}))
+jrun("Wait Timestamp expression that is not a timestamp", jn({"Type": "Wait", "Timestamp": "{% 'tomorrow' %}"}), {}, err("States.QueryEvaluationError", cause_contains="date-time"))
+jrun("Wait Seconds expression that is negative", jn({"Type": "Wait", "Seconds": "{% -1 %}"}), {}, err("States.QueryEvaluationError"))
+jrun("Succeed Output", jn({"Type": "Succeed", "Output": {"done": "{% $states.input.id %}"}}), {"id": 7}, ok({"done": 7}))
+jrun("Fail Error and Cause expressions", jn({"Type": "Fail", "Error": "{% 'Custom.' & $states.input.kind %}", "Cause": "{% $string($states.input.n) %}"}), {"kind": "Bad", "n": 3},
+     err("Custom.Bad", cause="3"))
+jrun("Fail literal Error in a JSONata state", jn({"Type": "Fail", "Error": "E", "Cause": "c"}), {}, err("E", cause="c"))
+
+# Parallel and Map.
+jrun("Parallel Arguments feed every branch; Output sees $states.result",
+     jn({"Type": "Parallel", "Arguments": {"v": "{% $states.input.v %}"}, "Output": "{% $sum($states.result.v) %}", "Branches": [
+         {"StartAt": "A", "States": {"A": {"Type": "Pass", "End": True}}},
+         {"StartAt": "B", "States": {"B": {"Type": "Pass", "Output": {"v": "{% $states.input.v * 10 %}"}, "End": True}}}]}),
+     {"v": 2}, ok(22))
+jrun("Map Items expression, ItemSelector with the item and its index, Output",
+     jn({"Type": "Map", "Items": "{% $states.input.orders[qty > 0] %}",
+         "ItemSelector": {"sku": "{% $states.context.Map.Item.Value.sku %}", "i": "{% $states.context.Map.Item.Index %}", "tag": "{% $states.input.tag %}"},
+         "ItemProcessor": {"StartAt": "I", "States": {"I": {"Type": "Pass", "End": True}}},
+         "Output": {"skus": "{% $states.result.sku %}", "n": "{% $count($states.result) %}", "last": "{% $states.result[-1] %}"}}),
+     {"tag": "t", "orders": [{"sku": "a", "qty": 1}, {"sku": "b", "qty": 0}, {"sku": "c", "qty": 2}]},
+     ok({"skus": ["a", "c"], "n": 2, "last": {"sku": "c", "i": 1, "tag": "t"}}))
+jrun("Map Items as a literal array", jn({"Type": "Map", "Items": [1, 2, "{% 1 + 2 %}"], "ItemProcessor": {"StartAt": "I", "States": {"I": {"Type": "Pass", "Output": "{% $states.input * 2 %}", "End": True}}}}),
+     {}, ok([2, 4, 6]))
+jrun("Map without Items iterates over the state input", jn({"Type": "Map", "ItemProcessor": {"StartAt": "I", "States": {"I": {"Type": "Pass", "End": True}}}}), [1, 2], ok([1, 2]))
+jrun("Map Items that are not an array", jn({"Type": "Map", "Items": "{% $states.input %}", "ItemProcessor": {"StartAt": "I", "States": {"I": {"Type": "Pass", "End": True}}}}),
+     {"a": 1}, err("States.QueryEvaluationError", cause_contains="must be an array"))
+jrun("Map MaxConcurrency and ToleratedFailurePercentage as expressions",
+     jn({"Type": "Map", "MaxConcurrency": "{% 2 %}", "ToleratedFailurePercentage": "{% 50 %}", "ItemProcessor": {"StartAt": "I", "States": {"I": {"Type": "Pass", "End": True}}}}),
+     [1], ok([1]))
+
+# Catch.
+jrun("Catch without Output passes the error output",
+     {"QueryLanguage": "JSONata", "StartAt": "T", "States": {"T": {"Type": "Task", "Resource": "work", "End": True, "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "H"}]},
+                                                           "H": {"Type": "Succeed"}}},
+     {}, ok({"Error": "Oops", "Cause": "boom"}), tasks={"work": [{"error": "Oops", "cause": "boom"}]})
+jrun("Catch Output sees $states.errorOutput and $states.input",
+     {"QueryLanguage": "JSONata", "StartAt": "T", "States": {"T": {"Type": "Task", "Resource": "work", "End": True,
+         "Catch": [{"ErrorEquals": ["Oops"], "Next": "H", "Output": {"why": "{% $states.errorOutput.Cause %}", "was": "{% $states.input.id %}"}}]},
+                                                           "H": {"Type": "Succeed"}}},
+     {"id": 9}, ok({"why": "boom", "was": 9}), tasks={"work": [{"error": "Oops", "cause": "boom"}]})
+jrun("a query error can be caught",
+     {"QueryLanguage": "JSONata", "StartAt": "P", "States": {"P": {"Type": "Task", "Resource": "work", "Arguments": "{% $states.input.a.b.c + 'x' %}", "End": True,
+         "Catch": [{"ErrorEquals": ["States.QueryEvaluationError"], "Next": "H", "Output": "{% $states.errorOutput.Error %}"}]}, "H": {"Type": "Succeed"}}},
+     {"a": {"b": {"c": 1}}}, ok("States.QueryEvaluationError"))
+
+# Validation.
+rejects_j = lambda name, definition, code: add(F, name, definition, {}, invalid(code))
+rejects_j("a JSONPath field in a JSONata state", jn({"Type": "Pass", "InputPath": "$.a"}), "QUERY_LANGUAGE_MISMATCH")
+rejects_j("Parameters in a JSONata Task", jt(Parameters={"a": 1}), "QUERY_LANGUAGE_MISMATCH")
+rejects_j("ResultPath in a JSONata Task", jt(ResultPath="$.r"), "QUERY_LANGUAGE_MISMATCH")
+rejects_j("SecondsPath in a JSONata Wait", jn({"Type": "Wait", "SecondsPath": "$.s"}), "QUERY_LANGUAGE_MISMATCH")
+rejects_j("ItemsPath in a JSONata Map", jn({"Type": "Map", "ItemsPath": "$.a", "ItemProcessor": {"StartAt": "I", "States": {"I": {"Type": "Succeed"}}}}), "QUERY_LANGUAGE_MISMATCH")
+rejects_j("ResultPath in a JSONata catcher", {"QueryLanguage": "JSONata", "StartAt": "T", "States": {"T": {"Type": "Task", "Resource": "r", "End": True, "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "H", "ResultPath": "$.e"}]}, "H": {"Type": "Succeed"}}}, "QUERY_LANGUAGE_MISMATCH")
+rejects_j("Variable in a JSONata Choice rule", {"QueryLanguage": "JSONata", "StartAt": "C", "States": {"C": {"Type": "Choice", "Choices": [{"Condition": "{% true %}", "Variable": "$.a", "Next": "D"}]}, "D": {"Type": "Succeed"}}}, "QUERY_LANGUAGE_MISMATCH")
+rejects_j("a JSONata Choice rule needs a Condition", {"QueryLanguage": "JSONata", "StartAt": "C", "States": {"C": {"Type": "Choice", "Choices": [{"Next": "D"}]}, "D": {"Type": "Succeed"}}}, "MISSING_FIELD")
+rejects_j("Output in a JSONPath state", one({"Type": "Pass", "Output": {"a": 1}}), "QUERY_LANGUAGE_MISMATCH")
+rejects_j("Arguments in a JSONPath Task", one({"Type": "Task", "Resource": "r", "Arguments": {"a": 1}}), "QUERY_LANGUAGE_MISMATCH")
+rejects_j("Condition in a JSONPath Choice rule", {"StartAt": "C", "States": {"C": {"Type": "Choice", "Choices": [{"Condition": "{% true %}", "Next": "D"}]}, "D": {"Type": "Succeed"}}}, "UNKNOWN_FIELD")
+rejects_j("a JSONPath state in a JSONata machine", {"QueryLanguage": "JSONata", "StartAt": "A", "States": {"A": {"Type": "Pass", "QueryLanguage": "JSONPath", "End": True}}}, "QUERY_LANGUAGE_MISMATCH")
+rejects_j("an expression that does not parse", jn({"Type": "Pass", "Output": {"a": "{% $states.input.( %}"}}), "INVALID_JSONATA")
+rejects_j("an empty expression", jn({"Type": "Pass", "Output": "{%  %}"}), "INVALID_JSONATA")
+rejects_j("Seconds that is neither a number nor an expression", jn({"Type": "Wait", "Seconds": "ten"}), "INVALID_TYPE")
+rejects_j("Items that is neither an array nor an expression", jn({"Type": "Map", "Items": {"a": 1}, "ItemProcessor": {"StartAt": "I", "States": {"I": {"Type": "Succeed"}}}}), "INVALID_TYPE")
+rejects_j("'.$' keys in a JSONata Assign", jn({"Type": "Pass", "Assign": {"x.$": "$.a"}}), "QUERY_LANGUAGE_MISMATCH")
+
+# ---------------------------------------------------------------------------
+# Workflow variables ("Passing data between states with variables"): Assign in both
+# query languages, evaluation order, scopes, limits.
+# ---------------------------------------------------------------------------
+F = "variables.json"
+
+
+def vrun(name, definition, input, expect, tasks=None):
+    add(F, name, definition, input, expect, tasks)
+
+
+def chain(*states, language=None):
+    """States run in order; the last one ends."""
+    names = [f"S{i}" for i in range(len(states))]
+    out = {}
+    for i, st in enumerate(states):
+        st = dict(st)
+        if st["Type"] not in ("Choice", "Succeed", "Fail"):
+            if i + 1 < len(states):
+                st["Next"] = names[i + 1]
+            else:
+                st["End"] = True
+        out[names[i]] = st
+    m = {"StartAt": names[0], "States": out}
+    if language:
+        m["QueryLanguage"] = language
+    return m
+
+
+vrun("JSONPath: Assign a literal and a path; read them later with $name",
+     chain({"Type": "Pass", "Assign": {"lit": {"k": [1]}, "fromInput.$": "$.v"}},
+           {"Type": "Pass", "Parameters": {"a.$": "$lit.k[0]", "b.$": "$fromInput", "c.$": "States.Format('{}-{}', $fromInput, $lit.k[0])"}}),
+     {"v": "x"}, ok({"a": 1, "b": "x", "c": "x-1"}))
+vrun("JSONPath: in a Task's Assign, $ is the result after ResultSelector",
+     chain({"Type": "Task", "Resource": "work", "ResultSelector": {"p.$": "$.Payload"}, "Assign": {"got.$": "$.p"}, "ResultPath": None},
+           {"Type": "Pass", "Parameters": {"got.$": "$got", "in.$": "$.id"}}),
+     {"id": 5}, ok({"got": "pay", "in": 5}), tasks={"work": [{"result": {"Payload": "pay"}}]})
+vrun("JSONPath: every Assign value sees the variables from before the state",
+     chain({"Type": "Pass", "Assign": {"a": 1}}, {"Type": "Pass", "Assign": {"a": 2, "b.$": "$a"}}, {"Type": "Pass", "Parameters": {"a.$": "$a", "b.$": "$b"}}),
+     {}, ok({"a": 2, "b": 1}))
+vrun("JSONPath: a Choice rule can test a variable",
+     {"StartAt": "A", "States": {"A": {"Type": "Pass", "Assign": {"limit": 3}, "Next": "C"},
+                                 "C": {"Type": "Choice", "Choices": [{"Variable": "$limit", "NumericGreaterThan": 2, "Next": "Yes"}], "Default": "No"},
+                                 "Yes": {"Type": "Pass", "Result": "yes", "End": True}, "No": {"Type": "Pass", "Result": "no", "End": True}}},
+     {}, ok("yes"))
+vrun("JSONPath: Choice state Assign and the taken rule's Assign",
+     {"StartAt": "C", "States": {"C": {"Type": "Choice", "Assign": {"always": 1, "which": "state"},
+                                       "Choices": [{"Variable": "$.go", "BooleanEquals": True, "Next": "D", "Assign": {"which": "rule", "v.$": "$.go"}}]},
+                                 "D": {"Type": "Pass", "Parameters": {"always.$": "$always", "which.$": "$which", "v.$": "$v"}, "End": True}}},
+     {"go": True}, ok({"always": 1, "which": "rule", "v": True}))
+vrun("JSONPath: a catcher's Assign sees the error output as $",
+     {"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": "work", "End": True,
+                                       "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "H", "ResultPath": None, "Assign": {"err.$": "$.Error"}}]},
+                                 "H": {"Type": "Pass", "Parameters": {"err.$": "$err"}, "End": True}}},
+     {}, ok({"err": "Oops"}), tasks={"work": [{"error": "Oops", "cause": "c"}]})
+vrun("JSONPath: Wait Assign", chain({"Type": "Wait", "Seconds": 1, "Assign": {"w.$": "$.a"}}, {"Type": "Pass", "Parameters": {"w.$": "$w"}}), {"a": 4}, ok({"w": 4}))
+vrun("JSONPath: reading a variable nobody set is States.Runtime", chain({"Type": "Pass", "Parameters": {"x.$": "$nope"}}), {},
+     err("States.Runtime", cause_contains="there is no variable 'nope'"))
+vrun("JSONata: Assign with $states.result, read later as $name",
+     chain({"Type": "Task", "Resource": "work", "Assign": {"price": "{% $states.result.price %}", "qty": "{% $states.input.qty %}"}, "Output": {}},
+           {"Type": "Pass", "Output": "{% $price * $qty %}"}, language="JSONata"),
+     {"qty": 3}, ok(30), tasks={"work": [{"result": {"price": 10}}]})
+vrun("JSONata: Assign and Output both see the values from before the state",
+     chain({"Type": "Pass", "Assign": {"a": 1}}, {"Type": "Pass", "Assign": {"a": "{% $a + 1 %}", "b": "{% $a %}"}, "Output": "{% $a %}"},
+           {"Type": "Pass", "Output": {"before": "{% $states.input %}", "a": "{% $a %}", "b": "{% $b %}"}}, language="JSONata"),
+     {}, ok({"before": 1, "a": 2, "b": 1}))
+vrun("JSONata: Choice rule Assign on top of the state's",
+     {"QueryLanguage": "JSONata", "StartAt": "C", "States": {
+         "C": {"Type": "Choice", "Assign": {"path": "default", "seen": True}, "Default": "D",
+               "Choices": [{"Condition": "{% $states.input.n > 1 %}", "Next": "D", "Assign": {"path": "big"}}]},
+         "D": {"Type": "Pass", "Output": {"path": "{% $path %}", "seen": "{% $seen %}"}, "End": True}}},
+     {"n": 2}, ok({"path": "big", "seen": True}))
+vrun("JSONata: a catcher's Assign sees $states.errorOutput",
+     {"QueryLanguage": "JSONata", "StartAt": "T", "States": {
+         "T": {"Type": "Task", "Resource": "work", "End": True, "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "H", "Assign": {"why": "{% $states.errorOutput.Cause %}"}, "Output": {}}]},
+         "H": {"Type": "Pass", "Output": "{% $why %}", "End": True}}},
+     {}, ok("boom"), tasks={"work": [{"error": "E", "cause": "boom"}]})
+vrun("variables cross from JSONPath states to JSONata states and back",
+     {"StartAt": "P", "States": {
+         "P": {"Type": "Pass", "Assign": {"x.$": "$.v"}, "Next": "J"},
+         "J": {"Type": "Pass", "QueryLanguage": "JSONata", "Assign": {"y": "{% $x * 2 %}"}, "Next": "Q"},
+         "Q": {"Type": "Pass", "Parameters": {"x.$": "$x", "y.$": "$y"}, "End": True}}},
+     {"v": 4}, ok({"x": 4, "y": 8}))
+PB = lambda branch_states, **extra: dict({"Type": "Parallel", "Branches": [{"StartAt": "B", "States": branch_states}]}, **extra)
+vrun("a Parallel branch reads the variables around it",
+     chain({"Type": "Pass", "Assign": {"outer": 7}},
+           PB({"B": {"Type": "Pass", "Output": "{% $outer %}", "End": True}}, Output="{% $states.result[0] %}"), language="JSONata"),
+     {}, ok(7))
+vrun("a branch's own variables are gone after the Parallel",
+     chain(PB({"B": {"Type": "Pass", "Assign": {"inner": 1}, "Next": "B2"}, "B2": {"Type": "Pass", "Output": "{% $inner %}", "End": True}}),
+           {"Type": "Pass", "Output": {"got": "{% $states.input %}", "innerVisible": "{% $exists($inner) %}"}}, language="JSONata"),
+     {}, ok({"got": [1], "innerVisible": False}))
+vrun("a Map iteration reads the variables around it",
+     chain({"Type": "Pass", "Assign": {"factor": 10}},
+           {"Type": "Map", "Items": [1, 2], "ItemProcessor": {"StartAt": "I", "States": {"I": {"Type": "Pass", "Output": "{% $states.input * $factor %}", "End": True}}}},
+           language="JSONata"),
+     {}, ok([10, 20]))
+vrun("iterations have their own variables",
+     chain({"Type": "Map", "Items": [1, 2, 3], "ItemProcessor": {"StartAt": "A", "States": {
+         "A": {"Type": "Pass", "Assign": {"mine": "{% $states.input %}"}, "Next": "B"},
+         "B": {"Type": "Pass", "Output": "{% $mine * 100 %}", "End": True}}}}, language="JSONata"),
+     {}, ok([100, 200, 300]))
+vrun("a distributed Map's iterations do not see outer variables",
+     chain({"Type": "Pass", "Assign": {"x": 1}},
+           {"Type": "Map", "Items": [1], "ItemProcessor": {"ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "EXPRESS"},
+                                                         "StartAt": "I", "States": {"I": {"Type": "Pass", "Assign": {"x": 2}, "Output": "{% $exists($x) %}", "End": True}}}},
+           language="JSONata"),
+     {}, ok([False]))
+vrun("a JSONPath Map iteration reads outer variables in its ItemSelector",
+     chain({"Type": "Pass", "Assign": {"tag": "t"}},
+           {"Type": "Map", "ItemSelector": {"v.$": "$$.Map.Item.Value", "tag.$": "$tag"}, "ItemProcessor": {"StartAt": "I", "States": {"I": {"Type": "Pass", "End": True}}}}),
+     [1], ok([{"v": 1, "tag": "t"}]))
+vrun("one state may assign at most 256 KiB",
+     chain({"Type": "Pass", "Assign": {"big": "{% $pad('', 270000, 'x') %}"}}, language="JSONata"), {}, err("States.Runtime", cause_contains="256 KiB"))
+vrun("just under 256 KiB is fine",
+     chain({"Type": "Pass", "Assign": {"big": "{% $pad('', 200000, 'x') %}"}}, {"Type": "Pass", "Output": "{% $length($big) %}"}, language="JSONata"), {}, ok(200000))
+add(F, "a branch cannot assign an outer variable",
+    chain({"Type": "Pass", "Assign": {"x": 1}}, PB({"B": {"Type": "Pass", "Assign": {"x": 2}, "End": True}})), {}, invalid("OUTER_VARIABLE_ASSIGNED"))
+add(F, "a Map iteration cannot assign an outer variable",
+    chain({"Type": "Pass", "Assign": {"x": 1}},
+          {"Type": "Map", "ItemProcessor": {"StartAt": "I", "States": {"I": {"Type": "Pass", "Assign": {"x.$": "$"}, "End": True}}}}), {}, invalid("OUTER_VARIABLE_ASSIGNED"))
+for bad_name in ["1x", "a-b", "states", "", "x" * 81]:
+    add(F, f"'{bad_name[:12]}' cannot name a variable", chain({"Type": "Pass", "Assign": {bad_name: 1}}), {}, invalid("INVALID_VARIABLE_NAME"))
+vrun("a variable name of 80 characters, with letters, digits and _", chain({"Type": "Pass", "Assign": {"_" + "a1" * 39 + "z": 1}}), {}, ok({}))
+add(F, "Assign must be an object", chain({"Type": "Pass", "Assign": [1]}), {}, invalid("INVALID_TYPE"))
 
 
 def main():
