@@ -49,6 +49,7 @@ event_types! {
     ActivityTimedOut => "activityTimedOutEventDetails",
     ChoiceStateEntered => "stateEnteredEventDetails",
     ChoiceStateExited => "stateExitedEventDetails",
+    EvaluationFailed => "evaluationFailedEventDetails",
     ExecutionAborted => "executionAbortedEventDetails",
     ExecutionFailed => "executionFailedEventDetails",
     ExecutionStarted => "executionStartedEventDetails",

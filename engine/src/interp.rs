@@ -847,6 +847,26 @@ impl<'a> Step<'a> {
             return;
         };
         let (input, counts) = (t.input.clone(), t.retry_counts.clone());
+        if error.error == ErrorName::QueryEvaluationError {
+            // AWS records a failed JSONata evaluation as its own event, naming the field.
+            let location = error
+                .cause
+                .split_once("specified for the field '")
+                .and_then(|(_, rest)| rest.split_once('\''))
+                .map(|(field, _)| field.to_owned());
+            let (name, cause) = (state.name(), error.cause.clone());
+            self.emit_in(tid, E::EvaluationFailed, || {
+                let mut details = json!({
+                    "state": name,
+                    "error": "States.QueryEvaluationError",
+                    "cause": cause,
+                });
+                if let Some(location) = location {
+                    details["location"] = json!(location);
+                }
+                details
+            });
+        }
         let context = self.context(tid, None);
         let vars = ThreadVars {
             threads: &self.rec.rt.threads,

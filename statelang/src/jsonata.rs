@@ -42,7 +42,7 @@ pub struct Expr {
     ast: AstNode,
     /// Every `$name` the text mentions: the variables to bind before evaluating.
     names: Vec<String>,
-    uses_random: bool,
+    fields: StatesFields,
 }
 
 // Definitions are shared across the engine's threads.
@@ -80,13 +80,12 @@ impl Expr {
         let ast = jsonata_core::parser::parse(inner)
             .map_err(|e| format!("the JSONata expression '{inner}' is not valid: {e}"))?;
         let names = mentioned_names(inner);
-        let uses_random = names.iter().any(|n| n == "random" || n == "uuid");
         Ok(Expr {
             source: inner.to_owned(),
             location: pointer.to_owned(),
             ast,
             names,
-            uses_random,
+            fields: StatesFields::of(inner),
         })
     }
 
@@ -111,7 +110,7 @@ impl Expr {
         scope: &Scope<'_>,
         env: &mut dyn Env,
     ) -> Result<Option<Value>, StatesError> {
-        let states = states_value(input, scope);
+        let states = states_value(input, scope, self.fields);
         self.evaluate_with(&states, scope, env)
     }
 
@@ -121,25 +120,11 @@ impl Expr {
         scope: &Scope<'_>,
         env: &mut dyn Env,
     ) -> Result<Option<Value>, StatesError> {
-        let mut bindings = jsonata_core::evaluator::Context::new();
-        for name in &self.names {
-            if name == "states" {
-                continue;
-            }
-            if let Some(value) = scope.vars.get(name) {
-                bindings.bind(name.clone(), to_jvalue(value));
-            }
-        }
-        bindings.bind("states".to_owned(), states.clone());
-        let mut evaluator = Evaluator::with_options(
-            bindings,
-            EvaluatorOptions {
-                max_stack_depth: Some(MAX_STACK_DEPTH),
-                max_sequence_length: Some(MAX_SEQUENCE_LENGTH),
-                ..EvaluatorOptions::default()
-            },
-        );
-        self.install_functions(&mut evaluator, scope, env);
+        let mut evaluator = evaluator(&self.names, states, scope, env);
+        self.run(&mut evaluator)
+    }
+
+    fn run(&self, evaluator: &mut Evaluator) -> Result<Option<Value>, StatesError> {
         let result = evaluator
             .evaluate(&self.ast, &JValue::Null)
             .map_err(|e| self.error(&describe(&e)))?;
@@ -177,10 +162,39 @@ impl Expr {
             ),
         )
     }
+}
 
-    fn install_functions(&self, ev: &mut Evaluator, scope: &Scope<'_>, env: &mut dyn Env) {
-        // Registration only fails for names that clash with built-ins; these do not, and
-        // an expression that does not use a function never notices it missing.
+/// An evaluator for expressions that mention `names`: `$states` and the variables among
+/// them bound, and only the functions among them installed (installing costs more than
+/// evaluating a small expression).
+fn evaluator(names: &[String], states: &JValue, scope: &Scope<'_>, env: &mut dyn Env) -> Evaluator {
+    let mut bindings = jsonata_core::evaluator::Context::new();
+    for name in names {
+        if name == "states" {
+            continue;
+        }
+        if let Some(value) = scope.vars.get(name) {
+            bindings.bind(name.clone(), to_jvalue(value));
+        }
+    }
+    bindings.bind("states".to_owned(), states.clone());
+    let mut evaluator = Evaluator::with_options(
+        bindings,
+        EvaluatorOptions {
+            max_stack_depth: Some(MAX_STACK_DEPTH),
+            max_sequence_length: Some(MAX_SEQUENCE_LENGTH),
+            ..EvaluatorOptions::default()
+        },
+    );
+    install_functions(&mut evaluator, names, scope, env);
+    evaluator
+}
+
+fn install_functions(ev: &mut Evaluator, names: &[String], scope: &Scope<'_>, env: &mut dyn Env) {
+    let uses = |f: &str| names.iter().any(|n| n == f);
+    // Registration only fails for names that clash with built-ins; these do not, and
+    // an expression that does not use a function never notices it missing.
+    if uses("now") || uses("millis") {
         let entered = scope
             .context
             .pointer("/State/EnteredTime")
@@ -197,36 +211,38 @@ impl Expr {
             let _ =
                 ev.register_fn_override("millis", move |_: &[JValue]| Ok(JValue::from_f64(millis)));
         }
-        if self.uses_random {
-            let seed = (env.random() * (u64::MAX as f64)) as u64
-                ^ env.uuid().bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-                    (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
-                });
-            let state = Rc::new(Cell::new(seed));
-            let random_state = state.clone();
-            let _ = ev.register_fn_override("random", move |args: &[JValue]| {
-                let value = match args.first() {
-                    Some(JValue::Number(seed)) => {
-                        let mut s = *seed as u64;
-                        unit_float(splitmix(&mut s))
-                    }
-                    Some(JValue::Undefined) | None => {
-                        let mut s = random_state.get();
-                        let v = unit_float(splitmix(&mut s));
-                        random_state.set(s);
-                        v
-                    }
-                    Some(_) => return Err(arg_error("$random", "the seed must be an integer")),
-                };
-                Ok(JValue::from_f64(value))
+    }
+    if uses("random") || uses("uuid") {
+        let seed = (env.random() * (u64::MAX as f64)) as u64
+            ^ env.uuid().bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+                (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
             });
-            let _ = ev.register_fn("uuid", move |_: &[JValue]| {
-                let mut s = state.get();
-                let (a, b) = (splitmix(&mut s), splitmix(&mut s));
-                state.set(s);
-                Ok(JValue::string(uuid_v4(a, b).as_str()))
-            });
-        }
+        let state = Rc::new(Cell::new(seed));
+        let random_state = state.clone();
+        let _ = ev.register_fn_override("random", move |args: &[JValue]| {
+            let value = match args.first() {
+                Some(JValue::Number(seed)) => {
+                    let mut s = *seed as u64;
+                    unit_float(splitmix(&mut s))
+                }
+                Some(JValue::Undefined) | None => {
+                    let mut s = random_state.get();
+                    let v = unit_float(splitmix(&mut s));
+                    random_state.set(s);
+                    v
+                }
+                Some(_) => return Err(arg_error("$random", "the seed must be an integer")),
+            };
+            Ok(JValue::from_f64(value))
+        });
+        let _ = ev.register_fn("uuid", move |_: &[JValue]| {
+            let mut s = state.get();
+            let (a, b) = (splitmix(&mut s), splitmix(&mut s));
+            state.set(s);
+            Ok(JValue::string(uuid_v4(a, b).as_str()))
+        });
+    }
+    if uses("partition") {
         let _ = ev.register_fn("partition", |args: &[JValue]| {
             let (Some(JValue::Array(items)), Some(JValue::Number(size))) =
                 (args.first(), args.get(1))
@@ -248,6 +264,8 @@ impl Expr {
                 .collect();
             Ok(JValue::from(chunks))
         });
+    }
+    if uses("range") {
         let _ = ev.register_fn("range", |args: &[JValue]| {
             let number = |i: usize| match args.get(i) {
                 Some(JValue::Number(n)) if n.fract() == 0.0 => Some(*n),
@@ -271,6 +289,8 @@ impl Expr {
                 .collect();
             Ok(JValue::from(items))
         });
+    }
+    if uses("hash") {
         let _ = ev.register_fn("hash", |args: &[JValue]| {
             let (Some(data), Some(JValue::String(algorithm))) = (args.first(), args.get(1)) else {
                 return Err(arg_error(
@@ -291,6 +311,8 @@ impl Expr {
                     )
                 })
         });
+    }
+    if uses("parse") {
         let _ = ev.register_fn("parse", |args: &[JValue]| {
             let Some(JValue::String(text)) = args.first() else {
                 return Err(arg_error("$parse", "it takes a string of JSON"));
@@ -395,14 +417,64 @@ fn mentioned_names(text: &str) -> Vec<String> {
 }
 
 /// The `$states` object: `input`, `context`, and `result` / `errorOutput` when known.
-fn states_value(input: &Value, scope: &Scope<'_>) -> JValue {
+/// The `$states` fields an expression may read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct StatesFields {
+    input: bool,
+    context: bool,
+    result: bool,
+    error_output: bool,
+}
+
+impl StatesFields {
+    const ALL: StatesFields = StatesFields {
+        input: true,
+        context: true,
+        result: true,
+        error_output: true,
+    };
+
+    /// Read off the text: a field is needed when its name appears; `$states` used other
+    /// than as `$states.field` (e.g. `$keys($states)`) needs them all.
+    fn of(text: &str) -> StatesFields {
+        let whole = text
+            .match_indices("$states")
+            .any(|(i, m)| !text[i + m.len()..].starts_with('.'));
+        if whole {
+            return StatesFields::ALL;
+        }
+        StatesFields {
+            input: text.contains("input"),
+            context: text.contains("context"),
+            result: text.contains("result"),
+            error_output: text.contains("errorOutput"),
+        }
+    }
+
+    fn union(self, other: StatesFields) -> StatesFields {
+        StatesFields {
+            input: self.input || other.input,
+            context: self.context || other.context,
+            result: self.result || other.result,
+            error_output: self.error_output || other.error_output,
+        }
+    }
+}
+
+/// The `$states` object: `input`, `context`, and `result` / `errorOutput` when known;
+/// only the fields the expressions read are converted.
+fn states_value(input: &Value, scope: &Scope<'_>, fields: StatesFields) -> JValue {
     let mut map = IndexMap::with_capacity(4);
-    map.insert("input".to_owned(), to_jvalue(input));
-    map.insert("context".to_owned(), to_jvalue(scope.context));
-    if let Some(result) = scope.result {
+    if fields.input {
+        map.insert("input".to_owned(), to_jvalue(input));
+    }
+    if fields.context {
+        map.insert("context".to_owned(), to_jvalue(scope.context));
+    }
+    if let Some(result) = scope.result.filter(|_| fields.result) {
         map.insert("result".to_owned(), to_jvalue(result));
     }
-    if let Some(error_output) = scope.error_output {
+    if let Some(error_output) = scope.error_output.filter(|_| fields.error_output) {
         map.insert("errorOutput".to_owned(), to_jvalue(error_output));
     }
     JValue::from(map)
@@ -521,8 +593,11 @@ impl JTemplate {
         if let JTemplate::Literal(v) = self {
             return Ok(v.clone());
         }
-        let states = states_value(input, scope);
-        match self.evaluate_inner(&states, scope, env)? {
+        let mut names: Vec<String> = Vec::new();
+        let fields = self.names(&mut names);
+        let states = states_value(input, scope, fields);
+        let mut evaluator = evaluator(&names, &states, scope, env);
+        match self.evaluate_inner(&mut evaluator)? {
             Some(v) => Ok(v),
             None => {
                 let JTemplate::Expr(e) = self else {
@@ -533,19 +608,37 @@ impl JTemplate {
         }
     }
 
-    fn evaluate_inner(
-        &self,
-        states: &JValue,
-        scope: &Scope<'_>,
-        env: &mut dyn Env,
-    ) -> Result<Option<Value>, StatesError> {
+    /// Every name the expressions inside mention, once, and the `$states` fields they read.
+    fn names(&self, out: &mut Vec<String>) -> StatesFields {
+        match self {
+            JTemplate::Literal(_) => StatesFields::default(),
+            JTemplate::Expr(e) => {
+                for n in &e.names {
+                    if !out.contains(n) {
+                        out.push(n.clone());
+                    }
+                }
+                e.fields
+            }
+            JTemplate::Object(fields) => {
+                fields.iter().fold(StatesFields::default(), |acc, (_, t)| {
+                    acc.union(t.names(out))
+                })
+            }
+            JTemplate::Array(items) => items
+                .iter()
+                .fold(StatesFields::default(), |acc, t| acc.union(t.names(out))),
+        }
+    }
+
+    fn evaluate_inner(&self, evaluator: &mut Evaluator) -> Result<Option<Value>, StatesError> {
         Ok(Some(match self {
             JTemplate::Literal(v) => v.clone(),
-            JTemplate::Expr(e) => return e.evaluate_with(states, scope, env),
+            JTemplate::Expr(e) => return e.run(evaluator),
             JTemplate::Object(fields) => {
                 let mut map = Map::with_capacity(fields.len());
                 for (k, t) in fields {
-                    if let Some(v) = t.evaluate_inner(states, scope, env)? {
+                    if let Some(v) = t.evaluate_inner(evaluator)? {
                         map.insert(k.clone(), v);
                     }
                 }
@@ -554,7 +647,7 @@ impl JTemplate {
             JTemplate::Array(items) => {
                 let mut out = Vec::with_capacity(items.len());
                 for t in items {
-                    if let Some(v) = t.evaluate_inner(states, scope, env)? {
+                    if let Some(v) = t.evaluate_inner(evaluator)? {
                         out.push(v);
                     }
                 }

@@ -225,3 +225,86 @@ def test_validate_state_machine_definition(sfn):
     )
     assert bad["result"] == "FAIL"
     assert any(d["location"] == "/States/A/Next" for d in bad["diagnostics"])
+
+
+JSONATA_ORDER = {
+    "QueryLanguage": "JSONata",
+    "StartAt": "Price",
+    "States": {
+        "Price": {
+            "Type": "Pass",
+            "Assign": {"total": "{% $sum($states.input.lines.(qty * price)) %}", "customer": "{% $states.input.customer %}"},
+            "Output": {"count": "{% $count($states.input.lines) %}"},
+            "Next": "Big?",
+        },
+        "Big?": {
+            "Type": "Choice",
+            "Choices": [{"Condition": "{% $total > 100 %}", "Next": "Discount", "Assign": {"tier": "gold"}}],
+            "Default": "Done",
+            "Assign": {"tier": "standard"},
+        },
+        "Discount": {"Type": "Pass", "Assign": {"total": "{% $total * 0.9 %}"}, "Next": "Done"},
+        "Done": {
+            "Type": "Succeed",
+            "Output": {"customer": "{% $customer %}", "tier": "{% $tier %}", "total": "{% $total %}", "lines": "{% $states.input.count %}"},
+        },
+    },
+}
+
+
+def test_a_jsonata_workflow_with_variables_runs_and_its_history_shows_them(sfn):
+    arn = create(sfn, JSONATA_ORDER)
+    start = sfn.start_execution(
+        stateMachineArn=arn,
+        input=json.dumps({"customer": "ann", "lines": [{"qty": 2, "price": 50}, {"qty": 1, "price": 20}]}),
+    )
+    described = wait_for_status(sfn, start["executionArn"])
+    assert described["status"] == "SUCCEEDED", described
+    assert json.loads(described["output"]) == {"customer": "ann", "tier": "gold", "total": 108, "lines": 2}
+    events = sfn.get_execution_history(executionArn=start["executionArn"])["events"]
+    price_exit = next(e for e in events if e["type"] == "PassStateExited")
+    details = price_exit["stateExitedEventDetails"]
+    assert details["name"] == "Price"
+    assert details["assignedVariables"] == {"total": "120", "customer": '"ann"'}
+    assert details["assignedVariablesDetails"] == {"truncated": False}
+
+
+def test_a_failing_jsonata_expression_fails_with_states_query_evaluation_error(sfn):
+    definition = {
+        "QueryLanguage": "JSONata",
+        "StartAt": "Bad",
+        "States": {"Bad": {"Type": "Pass", "Output": "{% $states.input.n + 'x' %}", "End": True}},
+    }
+    start = sfn.start_execution(stateMachineArn=create(sfn, definition), input='{"n": 1}')
+    described = wait_for_status(sfn, start["executionArn"])
+    assert described["status"] == "FAILED"
+    assert described["error"] == "States.QueryEvaluationError"
+    assert "specified for the field 'Output'" in described["cause"]
+
+
+def test_validation_names_the_fields_of_the_wrong_query_language(sfn):
+    bad = sfn.validate_state_machine_definition(
+        definition=json.dumps(
+            {"QueryLanguage": "JSONata", "StartAt": "A", "States": {"A": {"Type": "Pass", "InputPath": "$.a", "Output": "{% 1 + %}", "End": True}}}
+        )
+    )
+    assert bad["result"] == "FAIL"
+    locations = {d["location"] for d in bad["diagnostics"]}
+    assert {"/States/A/InputPath", "/States/A/Output"} <= locations
+    with pytest.raises(ClientError) as excinfo:
+        create(sfn, {"StartAt": "A", "States": {"A": {"Type": "Pass", "Output": {"x": 1}, "End": True}}})
+    assert error_code(excinfo) == "InvalidDefinition"
+    assert "/States/A/Output" in excinfo.value.response["Error"]["Message"]
+
+
+def test_test_state_takes_variables_and_reports_them(sfn):
+    state = {"Type": "Pass", "QueryLanguage": "JSONata", "Assign": {"seen": "{% $limit + 1 %}"}, "Output": "{% $states.input.v * $limit %}", "End": True}
+    answer = sfn.test_state(
+        definition=json.dumps(state),
+        roleArn="arn:aws:iam::123456789012:role/ignored",
+        input='{"v": 3}',
+        variables='{"limit": 10}',
+    )
+    assert answer["status"] == "SUCCEEDED"
+    assert json.loads(answer["output"]) == 30
+    assert json.loads(answer["inspectionData"]["variables"]) == {"limit": 10, "seen": 11}

@@ -181,7 +181,14 @@ async fn executions_survive_sigkill_at_random_moments() {
 
     let mut config = EngineConfig::new(dir.path());
     config.clock = Arc::new(SystemClock);
+    config.start_paused = true;
     let engine = Engine::open(config).await.expect("parent opens");
+    // The parent is the next life of the same server: the same function serves any task
+    // whose answer had not reached the disk when the last child was killed.
+    engine.register_function("work", |v: Value| async move {
+        Ok(json!(v["n"].as_i64().unwrap_or(0) * 2))
+    });
+    engine.start().expect("parent resumes");
     let sm = engine.arn_of_state_machine("crash");
     let listed = engine
         .list_executions(

@@ -164,6 +164,23 @@ async fn jsonata_catch_assigns_and_query_errors_fail_with_their_name() {
         "{cause}"
     );
     let events = h.history(&info.execution_arn).await;
+    let evaluation = events
+        .iter()
+        .find(|e| e.kind == HistoryEventType::EvaluationFailed)
+        .expect("an EvaluationFailed event")
+        .to_aws_json();
+    assert_eq!(
+        evaluation["evaluationFailedEventDetails"]["state"],
+        json!("Bad")
+    );
+    assert_eq!(
+        evaluation["evaluationFailedEventDetails"]["location"],
+        json!("Output")
+    );
+    assert_eq!(
+        evaluation["evaluationFailedEventDetails"]["error"],
+        json!("States.QueryEvaluationError")
+    );
     let report = events
         .iter()
         .filter(|e| e.kind == HistoryEventType::PassStateExited)

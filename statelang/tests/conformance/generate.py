@@ -1158,6 +1158,15 @@ jrun("JSONPath and JSONata states mix in one machine",
          "J": {"Type": "Pass", "QueryLanguage": "JSONata", "Output": {"n": "{% $states.input.n * 2 %}"}, "Next": "P2"},
          "P2": {"Type": "Pass", "InputPath": "$.n", "End": True}}}, {"v": 21}, ok(42))
 
+jrun("a binding made in one expression is not seen by the next",
+     jn({"Type": "Pass", "Output": {"a": "{% ($x := 1; $x) %}", "b": "{% $exists($x) %}", "c": ["{% ($y := 2; $y) %}", "{% $exists($y) %}"]}}),
+     {}, ok({"a": 1, "b": False, "c": [2, False]}))
+jrun("a binding does not shadow a variable for the next expression",
+     chain_j := {"QueryLanguage": "JSONata", "StartAt": "A", "States": {
+         "A": {"Type": "Pass", "Assign": {"v": 5}, "Next": "B"},
+         "B": {"Type": "Pass", "Output": {"a": "{% ($v := 1; $v) %}", "b": "{% $v %}"}, "End": True}}},
+     {}, ok({"a": 1, "b": 5}))
+
 # AWS's functions.
 jrun("$partition", jn({"Type": "Pass", "Output": "{% $partition([1,2,3,4,5], 2) %}"}), {}, ok([[1, 2], [3, 4], [5]]))
 jrun("$range", jn({"Type": "Pass", "Output": "{% $range(0, 10, 5) %}"}), {}, ok([0, 5, 10]))
@@ -1176,6 +1185,7 @@ jrun("Task without Arguments sends the state input", jt(), {"n": 2}, ok({"n": 2}
 jrun("Task Output sees $states.input and $states.result",
      jt(Output={"in": "{% $states.input.n %}", "got": "{% $states.result.Payload %}"}), {"n": 1}, ok({"in": 1, "got": "p"}),
      tasks={"work": [{"result": {"Payload": "p"}}]})
+jrun("$states used whole has all its fields", jt(Output="{% $keys($states) %}"), {}, ok(["input", "context", "result"]))
 jrun("Task TimeoutSeconds and HeartbeatSeconds as expressions", jt(TimeoutSeconds="{% $states.input.t %}", HeartbeatSeconds="{% 5 %}"), {"t": 60}, ok({"t": 60}))
 jrun("a TimeoutSeconds expression that is not a whole number", jt(TimeoutSeconds="{% 'soon' %}"), {}, err("States.QueryEvaluationError", cause_contains="non-negative integer"))
 
