@@ -265,13 +265,15 @@ pub fn format_history(events: &[Value]) -> String {
         if let Some(output) = details.get("output").filter(|o| !o.is_null()) {
             about.push(format!("output={}", short(output, 80)));
         }
-        out.push_str(&format!(
-            "{:>4}  {}  {:<28}  {}\n",
+        let line = format!(
+            "{:>4}  {}  {:<28}  {}",
             event["id"].as_u64().unwrap_or(0),
             text(&event["timestamp"]),
             text(&event["type"]),
             about.join("  ")
-        ));
+        );
+        out.push_str(line.trim_end());
+        out.push('\n');
     }
     out
 }
