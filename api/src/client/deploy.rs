@@ -755,7 +755,11 @@ pub async fn delete(
     Ok(report.changes)
 }
 
+/// Reads first: some deletes answer success for what does not exist (as AWS's do).
 async fn gone_or_deleted(client: &Client, path: &str) -> Result<Action> {
+    if client.get_optional(path).await?.is_none() {
+        return Ok(Action::AlreadyGone);
+    }
     Ok(if client.delete(path).await? {
         Action::Deleted
     } else {

@@ -1,0 +1,819 @@
+//! The folders under `examples/`, end to end: each test builds what its example needs (images
+//! through the example's own script), starts the real `stepyard` binary on 127.0.0.1, deploys
+//! the example with the real `stepyard apply`, sends the event the example is about, and checks
+//! what a user would look at: the execution's output and history, the container's logs, and the
+//! notifications that arrived (an HTTP hook and an SMTP sink served by the test).
+//!
+//! Needs Docker, Debian's busybox-static and `STEPYARD_PYTHON` (a Python with awslambdaric):
+//! `scripts/test` provides all three. Without them these tests fail, saying so; they never skip.
+
+mod common;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use axum::http::HeaderMap;
+use common::Server;
+use hmac::{Hmac, Mac};
+use serde_json::{Value, json};
+use sha2::Sha256;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+
+/// How long anything in these tests may take (containers on a busy CI machine are slow).
+const WAIT: Duration = Duration::from_secs(90);
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the workspace root")
+        .to_path_buf()
+}
+
+fn example(name: &str) -> PathBuf {
+    repo_root().join("examples").join(name)
+}
+
+// ---- what the examples need on the machine -----------------------------------------------------
+
+/// The folder of `STEPYARD_PYTHON`, put first on the server's PATH so that the manifests'
+/// `python3 -m awslambdaric` finds the Python that has it (as a user's activated venv would).
+fn python_bin_dir() -> PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let python = std::env::var("STEPYARD_PYTHON").unwrap_or_else(|_| {
+            panic!(
+                "STEPYARD_PYTHON is not set: it must name a Python with awslambdaric installed \
+                 (scripts/test creates .venv from tests/python/requirements.txt and sets it)"
+            )
+        });
+        let status = Command::new(&python)
+            .args(["-c", "import awslambdaric"])
+            .status()
+            .unwrap_or_else(|e| panic!("STEPYARD_PYTHON={python} cannot be run: {e}"));
+        assert!(
+            status.success(),
+            "STEPYARD_PYTHON={python} has no awslambdaric: pip install -r tests/python/requirements.txt"
+        );
+        let dir = Path::new(&python)
+            .parent()
+            .expect("STEPYARD_PYTHON is a path")
+            .to_path_buf();
+        // The manifests say `python3`: make sure that name is this Python.
+        assert!(
+            dir.join("python3").exists(),
+            "{} has no python3 next to it",
+            dir.display()
+        );
+        dir
+    })
+    .clone()
+}
+
+fn server_path() -> String {
+    format!(
+        "{}:{}",
+        python_bin_dir().display(),
+        std::env::var("PATH").unwrap_or_default()
+    )
+}
+
+/// Runs an example's image build script once per test binary.
+fn build_image(script: &Path) -> String {
+    static BUILT: OnceLock<Mutex<HashMap<PathBuf, String>>> = OnceLock::new();
+    let built = BUILT.get_or_init(Default::default);
+    let mut built = built.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(tag) = built.get(script) {
+        return tag.clone();
+    }
+    match Command::new("docker")
+        .args(["version", "--format", "{{.Server.Version}}"])
+        .output()
+    {
+        Ok(out) if out.status.success() => {}
+        Ok(out) => panic!(
+            "the examples need a running Docker engine: `docker version` failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ),
+        Err(e) => panic!("the examples need Docker: cannot run `docker`: {e}"),
+    }
+    let out = Command::new("bash")
+        .arg(script)
+        .output()
+        .expect("run the example's build script");
+    assert!(
+        out.status.success(),
+        "{} failed: {}{}",
+        script.display(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let tag = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    built.insert(script.to_path_buf(), tag.clone());
+    tag
+}
+
+// ---- the CLI -----------------------------------------------------------------------------------
+
+struct Cli {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+/// Runs `stepyard ARGS` against `server` with `env` (the manifests' `${VAR}`).
+async fn stepyard(server: &Server, args: &[&str], env: &[(&str, &str)]) -> Cli {
+    let mut command = tokio::process::Command::new(common::binary());
+    command
+        .args(args)
+        .env("STEPYARD_ENDPOINT", &server.base_url)
+        .stdin(std::process::Stdio::null());
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let out = command.output().await.expect("run stepyard");
+    Cli {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// `stepyard apply DIR`, which must succeed; its report lines.
+async fn apply(server: &Server, dir: &Path, env: &[(&str, &str)]) -> Vec<String> {
+    let out = stepyard(server, &["apply", dir.to_str().unwrap()], env).await;
+    assert_eq!(out.code, 0, "apply failed: {}{}", out.stdout, out.stderr);
+    out.stdout.lines().map(str::to_string).collect()
+}
+
+/// A second apply of the same folder changes nothing and says so, line by line.
+async fn assert_apply_is_idempotent(
+    server: &Server,
+    dir: &Path,
+    env: &[(&str, &str)],
+    first: &[String],
+) {
+    let again = apply(server, dir, env).await;
+    assert_eq!(again.len(), first.len(), "{again:#?}");
+    for line in &again[..again.len() - 1] {
+        assert!(
+            line.ends_with(": unchanged") || line.contains(": unchanged ("),
+            "{again:#?}"
+        );
+    }
+    assert!(
+        again.last().unwrap().starts_with("nothing changed"),
+        "{again:#?}"
+    );
+}
+
+// ---- HTTP against the server ---------------------------------------------------------------------
+
+struct Api {
+    http: reqwest::Client,
+    base: String,
+}
+
+impl Api {
+    fn of(server: &Server) -> Api {
+        Api {
+            http: reqwest::Client::new(),
+            base: server.base_url.clone(),
+        }
+    }
+
+    async fn get(&self, path: &str) -> (u16, Value) {
+        let resp = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .expect("GET");
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn ok(&self, path: &str) -> Value {
+        let (status, body) = self.get(path).await;
+        assert_eq!(status, 200, "GET {path}: {body}");
+        body
+    }
+
+    async fn post(&self, path: &str, body: &Value) -> (u16, Value) {
+        let resp = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .json(body)
+            .send()
+            .await
+            .expect("POST");
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Polls `path` until `done` holds (no long poll exists for these resources).
+    async fn until(&self, path: &str, done: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let (_, value) = self.get(path).await;
+            if done(&value) {
+                return value;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "gave up waiting on {path}: {value}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Waits until `n` executions of `machine` have ended; returns them.
+    async fn finished_executions(&self, machine: &str, n: usize) -> Vec<Value> {
+        let list = self
+            .until(&format!("/v1/state-machines/{machine}/executions"), |l| {
+                let all = l["executions"].as_array().cloned().unwrap_or_default();
+                all.len() >= n && all.iter().all(|e| e["status"] != "RUNNING")
+            })
+            .await;
+        list["executions"].as_array().cloned().unwrap_or_default()
+    }
+
+    async fn execution(&self, e: &Value) -> Value {
+        self.ok(&format!(
+            "/v1/state-machines/{}/executions/{}",
+            machine_of(e),
+            e["name"].as_str().unwrap()
+        ))
+        .await
+    }
+
+    async fn history(&self, e: &Value) -> Vec<Value> {
+        let h = self
+            .ok(&format!(
+                "/v1/state-machines/{}/executions/{}/history?max_results=1000",
+                machine_of(e),
+                e["name"].as_str().unwrap()
+            ))
+            .await;
+        h["events"].as_array().cloned().unwrap_or_default()
+    }
+}
+
+fn machine_of(e: &Value) -> String {
+    e["state_machine_arn"]
+        .as_str()
+        .unwrap()
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+/// The states an execution entered, in order.
+fn states_entered(history: &[Value]) -> Vec<String> {
+    history
+        .iter()
+        .filter(|e| {
+            e["type"]
+                .as_str()
+                .unwrap_or_default()
+                .ends_with("StateEntered")
+        })
+        .map(|e| {
+            e["details"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        })
+        .collect()
+}
+
+/// The `TaskSucceeded` events' resources (`lambda:invoke`, `ecs:runTask.sync`, ...).
+fn tasks_succeeded(history: &[Value]) -> Vec<String> {
+    history
+        .iter()
+        .filter(|e| e["type"] == "TaskSucceeded")
+        .map(|e| {
+            format!(
+                "{}:{}",
+                e["details"]["resourceType"].as_str().unwrap_or_default(),
+                e["details"]["resource"].as_str().unwrap_or_default()
+            )
+        })
+        .collect()
+}
+
+fn types(history: &[Value]) -> Vec<String> {
+    history
+        .iter()
+        .map(|e| e["type"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+// ---- an HTTP hook and an SMTP sink on 127.0.0.1 ---------------------------------------------------
+
+struct Hook {
+    url: String,
+    rx: mpsc::UnboundedReceiver<(HeaderMap, String)>,
+}
+
+impl Hook {
+    async fn start(path: &str) -> Hook {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (tx, rx) = mpsc::unbounded_channel();
+        let router = axum::Router::new().route(
+            path,
+            axum::routing::post(move |headers: HeaderMap, body: String| {
+                let tx = tx.clone();
+                async move {
+                    let _ = tx.send((headers, body));
+                    axum::http::StatusCode::OK
+                }
+            }),
+        );
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, router).await;
+        });
+        Hook {
+            url: format!("http://127.0.0.1:{port}{path}"),
+            rx,
+        }
+    }
+
+    /// The next body POSTed to the hook, as JSON.
+    async fn next(&mut self) -> Value {
+        let (_, body) = tokio::time::timeout(WAIT, self.rx.recv())
+            .await
+            .expect("a webhook call arrives in time")
+            .expect("the hook is up");
+        serde_json::from_str(&body).unwrap_or_else(|_| panic!("the hook got non-JSON: {body}"))
+    }
+}
+
+#[derive(Debug)]
+struct Mail {
+    to: Vec<String>,
+    data: String,
+}
+
+impl Mail {
+    fn header(&self, name: &str) -> Option<String> {
+        let head = self.data.split("\r\n\r\n").next().unwrap_or_default();
+        head.split("\r\n").find_map(|line| {
+            let (k, v) = line.split_once(':')?;
+            k.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+        })
+    }
+}
+
+/// A minimal SMTP server that accepts every mail and hands it to the test.
+struct SmtpSink {
+    port: u16,
+    rx: mpsc::UnboundedReceiver<Mail>,
+}
+
+impl SmtpSink {
+    async fn start() -> SmtpSink {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            while let Ok((socket, _)) = listener.accept().await {
+                let tx = tx.clone();
+                tokio::spawn(async move {
+                    let _ = smtp_session(socket, &tx).await;
+                });
+            }
+        });
+        SmtpSink { port, rx }
+    }
+
+    async fn next(&mut self) -> Mail {
+        tokio::time::timeout(WAIT, self.rx.recv())
+            .await
+            .expect("a mail arrives in time")
+            .expect("the sink is up")
+    }
+
+    fn relay(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+}
+
+async fn smtp_session(
+    socket: tokio::net::TcpStream,
+    tx: &mpsc::UnboundedSender<Mail>,
+) -> std::io::Result<()> {
+    let (read, mut write) = socket.into_split();
+    let mut lines = BufReader::new(read);
+    write.write_all(b"220 sink.localhost ESMTP\r\n").await?;
+    let mut to = Vec::new();
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if lines.read_line(&mut line).await? == 0 {
+            return Ok(());
+        }
+        let command = line.trim_end().to_string();
+        let verb = command
+            .split_whitespace()
+            .next()
+            .unwrap_or_default()
+            .to_ascii_uppercase();
+        let reply: &[u8] = match verb.as_str() {
+            "EHLO" | "HELO" => b"250 sink.localhost\r\n",
+            "MAIL" => {
+                to.clear();
+                b"250 OK\r\n"
+            }
+            "RCPT" => {
+                let addr = command
+                    .split_once('<')
+                    .and_then(|(_, r)| r.split_once('>'))
+                    .map(|(a, _)| a.to_string())
+                    .unwrap_or_default();
+                to.push(addr);
+                b"250 OK\r\n"
+            }
+            "DATA" => {
+                write.write_all(b"354 go ahead\r\n").await?;
+                let mut data = String::new();
+                loop {
+                    line.clear();
+                    if lines.read_line(&mut line).await? == 0 {
+                        return Ok(());
+                    }
+                    if line == ".\r\n" {
+                        break;
+                    }
+                    data.push_str(line.strip_prefix('.').unwrap_or(&line));
+                }
+                let _ = tx.send(Mail {
+                    to: std::mem::take(&mut to),
+                    data,
+                });
+                b"250 queued\r\n"
+            }
+            "RSET" | "NOOP" => b"250 OK\r\n",
+            "QUIT" => {
+                write.write_all(b"221 bye\r\n").await?;
+                return Ok(());
+            }
+            _ => b"502 not implemented\r\n",
+        };
+        write.write_all(reply).await?;
+    }
+}
+
+// ---- code scanning -------------------------------------------------------------------------------
+
+const GITHUB_SECRET: &str = "it-is-a-test-secret";
+
+/// `X-Hub-Signature-256` as GitHub computes it.
+fn github_signature(body: &[u8]) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(GITHUB_SECRET.as_bytes()).unwrap();
+    mac.update(body);
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+async fn send_pull_request(server: &Server, payload: &Path) -> u16 {
+    let body = std::fs::read(payload).unwrap();
+    reqwest::Client::new()
+        .post(server.url("/v1/webhooks/github/default"))
+        .header("content-type", "application/json")
+        .header("x-github-event", "pull_request")
+        .header("x-hub-signature-256", github_signature(&body))
+        .body(body)
+        .send()
+        .await
+        .expect("POST the webhook")
+        .status()
+        .as_u16()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn code_scanning_a_pull_request_with_leaks_and_a_clean_one_end_to_end() {
+    let started = Instant::now();
+    let dir = example("code-scanning");
+    build_image(&dir.join("scanner/build.sh"));
+    let mut hook = Hook::start("/code-scan").await;
+    let mut smtp = SmtpSink::start().await;
+    let temp = tempfile::tempdir().unwrap();
+    let examples = repo_root().join("examples");
+    let server = Server::start_with(
+        &temp.path().join("data"),
+        &[
+            "--github-webhook-secret",
+            GITHUB_SECRET,
+            "--container-mount-roots",
+            examples.to_str().unwrap(),
+            "--smtp-relay",
+            &smtp.relay(),
+            "--smtp-from",
+            "stepyard@example.com",
+        ],
+        &[("PATH", &server_path())],
+    );
+    let api = Api::of(&server);
+    let hook_url = hook.url.clone();
+    let env = [
+        ("CODE_SCAN_WEBHOOK", hook_url.as_str()),
+        ("CODE_SCAN_EMAIL", "security@example.com"),
+    ];
+
+    // Deploy: one line per resource, then the same again with nothing to do.
+    let first = apply(&server, &dir, &env).await;
+    let hook_line = format!("subscription code-scan-results http {}: created", hook.url);
+    for expected in [
+        "function parse-pull-request: created",
+        "task definition code-scanner: created (code-scanner:1)",
+        "topic code-scan-results: created",
+        hook_line.as_str(),
+        "subscription code-scan-results email security@example.com: created",
+        "state machine code-scanning: created",
+        "rule default/scan-pull-requests: created",
+        "target default/scan-pull-requests/code-scanning: created",
+        "8 created",
+    ] {
+        assert!(
+            first.contains(&expected.to_string()),
+            "{expected:?} not in {first:#?}"
+        );
+    }
+    let machine = api.ok("/v1/state-machines/code-scanning").await;
+    assert_apply_is_idempotent(&server, &dir, &env, &first).await;
+    assert_eq!(
+        api.ok("/v1/state-machines/code-scanning").await["revision_id"],
+        machine["revision_id"],
+        "a second apply makes no new revision"
+    );
+    assert_eq!(
+        api.ok("/v1/functions/parse-pull-request").await["revision"],
+        1
+    );
+    let revisions = api.ok("/v1/task-definitions/code-scanner").await;
+    assert_eq!(
+        revisions["task_definitions"].as_array().map(Vec::len),
+        Some(1)
+    );
+
+    // A wrong signature publishes nothing; a closed PR is not matched by the rule.
+    let opened = dir.join("events/pull_request.opened.json");
+    let resp = reqwest::Client::new()
+        .post(server.url("/v1/webhooks/github/default"))
+        .header("x-github-event", "pull_request")
+        .header("x-hub-signature-256", github_signature(b"another body"))
+        .body(std::fs::read(&opened).unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 401);
+    let sent_at = Instant::now();
+    assert_eq!(
+        send_pull_request(&server, &dir.join("events/pull_request.closed.json")).await,
+        202
+    );
+    assert_eq!(send_pull_request(&server, &opened).await, 202);
+    assert_eq!(
+        send_pull_request(&server, &dir.join("events/pull_request.synchronize.json")).await,
+        202
+    );
+
+    let executions = api.finished_executions("code-scanning", 2).await;
+    let flow_time = sent_at.elapsed();
+    // The closed PR's event was matched (or not) when it was accepted, before the other two.
+    assert_eq!(
+        executions.len(),
+        2,
+        "only opened and synchronize start a scan"
+    );
+    let mut by_repo = HashMap::new();
+    for e in &executions {
+        let e = api.execution(e).await;
+        assert_eq!(e["status"], "SUCCEEDED", "{e}");
+        let repo = e["input"]["detail"]["repository"]["full_name"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        by_repo.insert(repo, e);
+    }
+
+    // Findings: the fake AWS key, the private key header and two to-do markers.
+    let leaky = &by_repo["acme/acme-webshop"];
+    let output = &leaky["output"];
+    assert_eq!(output["verdict"], "findings", "{output}");
+    assert_eq!(output["repository"], "acme/acme-webshop");
+    assert_eq!(output["pull_request"], 42);
+    assert_eq!(output["count"], 4);
+    assert_eq!(
+        output["findings"],
+        json!([
+            {"rule": "aws-access-key-id", "severity": "high", "file": "src/settings.py", "line": 5},
+            {"rule": "private-key", "severity": "high", "file": "deploy/deploy_key.pem", "line": 1},
+            {"rule": "todo-marker", "severity": "low", "file": "src/cart.py", "line": 5},
+            {"rule": "todo-marker", "severity": "low", "file": "src/settings.py", "line": 4},
+        ])
+    );
+    let history = api.history(leaky).await;
+    assert_eq!(
+        states_entered(&history),
+        [
+            "ParsePullRequest",
+            "ScanCode",
+            "AnyFindings",
+            "NotifyFindings",
+            "FindingsReported"
+        ]
+    );
+    assert_eq!(
+        tasks_succeeded(&history),
+        ["lambda:invoke", "ecs:runTask.sync", "sns:publish"]
+    );
+    let parsed = history
+        .iter()
+        .find(|e| e["type"] == "TaskSucceeded")
+        .map(|e| serde_json::from_str::<Value>(e["details"]["output"].as_str().unwrap()).unwrap())
+        .unwrap();
+    assert_eq!(parsed["Payload"]["scan_path"], "/repos/acme-webshop");
+    assert_eq!(parsed["Payload"]["author"], "octocat");
+    let choice = history
+        .iter()
+        .find(|e| e["type"] == "ChoiceStateExited")
+        .unwrap();
+    assert_eq!(choice["details"]["name"], "AnyFindings");
+
+    // Clean: the other branch.
+    let clean = &by_repo["acme/acme-docs"];
+    assert_eq!(clean["output"]["verdict"], "clean", "{}", clean["output"]);
+    assert_eq!(clean["output"]["count"], 0);
+    assert_eq!(clean["output"]["files_scanned"], 3);
+    let history = api.history(clean).await;
+    assert_eq!(
+        states_entered(&history),
+        [
+            "ParsePullRequest",
+            "ScanCode",
+            "AnyFindings",
+            "NotifyClean",
+            "CleanReported"
+        ]
+    );
+    assert_eq!(
+        tasks_succeeded(&history),
+        ["lambda:invoke", "ecs:runTask.sync", "sns:publish"]
+    );
+
+    // The scanner ran as a container job: its log has the findings, never the secret itself.
+    let tasks = api.ok("/v1/tasks").await;
+    let jobs = tasks["tasks"].as_array().unwrap();
+    assert_eq!(jobs.len(), 2, "{tasks}");
+    let mut saw_findings_log = false;
+    for job in jobs {
+        assert_eq!(job["exit_code"], 0, "{job}");
+        let logs =
+            reqwest::get(server.url(&format!("/v1/tasks/{}/logs", job["id"].as_str().unwrap())))
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+        assert!(!logs.contains("AKIAIOSFODNN7EXAMPLE"), "{logs}");
+        saw_findings_log |= logs.contains("finding: aws-access-key-id in src/settings.py:5");
+    }
+    assert!(saw_findings_log);
+
+    // Both subscribers heard about both scans.
+    let mut subjects = Vec::new();
+    for _ in 0..2 {
+        let note = hook.next().await;
+        assert_eq!(note["Type"], "Notification");
+        assert_eq!(
+            note["TopicArn"],
+            "arn:aws:sns:us-east-1:123456789012:code-scan-results"
+        );
+        let message: Value = serde_json::from_str(note["Message"].as_str().unwrap()).unwrap();
+        match message["verdict"].as_str() {
+            Some("findings") => {
+                assert_eq!(message["secrets"], 2);
+                assert_eq!(message["todos"], 2);
+                assert_eq!(
+                    message["pull_request"]["url"],
+                    "https://github.com/acme/acme-webshop/pull/42"
+                );
+            }
+            Some("clean") => assert_eq!(message["pull_request"]["repository"], "acme/acme-docs"),
+            other => panic!("unexpected verdict {other:?}: {message}"),
+        }
+        subjects.push(note["Subject"].as_str().unwrap().to_string());
+    }
+    subjects.sort();
+    assert_eq!(
+        subjects,
+        [
+            "Code scan: 4 findings in acme/acme-webshop#42",
+            "Code scan: acme/acme-docs#7 is clean"
+        ]
+    );
+    let mut mail_subjects = Vec::new();
+    for _ in 0..2 {
+        let mail = smtp.next().await;
+        assert_eq!(mail.to, ["security@example.com"]);
+        mail_subjects.push(mail.header("Subject").unwrap());
+    }
+    mail_subjects.sort();
+    assert_eq!(mail_subjects, subjects);
+    let notified = sent_at.elapsed();
+
+    // The terminal loop: list, describe, history through the CLI.
+    let listed = stepyard(
+        &server,
+        &["executions", "list", "--state-machine", "code-scanning"],
+        &[],
+    )
+    .await;
+    assert_eq!(listed.code, 0, "{}", listed.stderr);
+    assert_eq!(listed.stdout.lines().count(), 3, "{}", listed.stdout);
+    assert!(
+        listed.stdout.starts_with("STATE MACHINE  EXECUTION"),
+        "{}",
+        listed.stdout
+    );
+    let leaky_ref = format!("code-scanning/{}", leaky["name"].as_str().unwrap());
+    let described = stepyard(&server, &["executions", "describe", &leaky_ref], &[]).await;
+    assert!(
+        described.stdout.contains("status    SUCCEEDED"),
+        "{}",
+        described.stdout
+    );
+    let history = stepyard(
+        &server,
+        &["executions", "history", leaky["arn"].as_str().unwrap()],
+        &[],
+    )
+    .await;
+    assert_eq!(history.code, 0, "{}", history.stderr);
+    assert!(
+        history
+            .stdout
+            .lines()
+            .any(|l| l.contains("TaskStateEntered") && l.ends_with("NotifyFindings")),
+        "{}",
+        history.stdout
+    );
+    let as_json = stepyard(
+        &server,
+        &["executions", "list", "--json", "--status", "SUCCEEDED"],
+        &[],
+    )
+    .await;
+    let as_json: Value = serde_json::from_str(&as_json.stdout).unwrap();
+    assert_eq!(as_json.as_array().map(Vec::len), Some(2));
+
+    // Delete takes it all away, and a second delete finds it gone.
+    let deleted = stepyard(&server, &["delete", dir.to_str().unwrap()], &env).await;
+    assert_eq!(deleted.code, 0, "{}{}", deleted.stdout, deleted.stderr);
+    for expected in [
+        "rule default/scan-pull-requests: deleted",
+        "state machine code-scanning: deleted",
+        "topic code-scan-results: deleted (with its subscriptions)",
+        "task definition code-scanner: deleted (deregistered code-scanner:1)",
+        "function parse-pull-request: deleted",
+    ] {
+        assert!(
+            deleted.stdout.contains(expected),
+            "{expected:?} not in {}",
+            deleted.stdout
+        );
+    }
+    for path in [
+        "/v1/state-machines/code-scanning",
+        "/v1/functions/parse-pull-request",
+        "/v1/topics/code-scan-results",
+        "/v1/event-buses/default/rules/scan-pull-requests",
+    ] {
+        assert_eq!(api.get(path).await.0, 404, "{path} is gone");
+    }
+    let again = stepyard(&server, &["delete", dir.to_str().unwrap()], &env).await;
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    assert_eq!(
+        again
+            .stdout
+            .lines()
+            .filter(|l| l.ends_with(": already gone"))
+            .count(),
+        5,
+        "{}",
+        again.stdout
+    );
+    eprintln!(
+        "code scanning: events to both executions done in {:?}, to all four notifications in {:?}, whole test {:?}",
+        flow_time,
+        notified,
+        started.elapsed()
+    );
+}
