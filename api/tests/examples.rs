@@ -817,3 +817,153 @@ async fn code_scanning_a_pull_request_with_leaks_and_a_clean_one_end_to_end() {
         started.elapsed()
     );
 }
+
+// ---- human approval ------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn human_approval_waits_for_a_person_to_approve_or_reject_through_the_api() {
+    let started = Instant::now();
+    let dir = example("human-approval");
+    let mut hook = Hook::start("/approvals").await;
+    let server = Server::start();
+    let api = Api::of(&server);
+    let env = [("APPROVAL_WEBHOOK", hook.url.as_str())];
+    let first = apply(&server, &dir, &env).await;
+    assert_eq!(first.last().unwrap(), "5 created", "{first:#?}");
+    assert_apply_is_idempotent(&server, &dir, &env, &first).await;
+
+    // Three expenses through the CLI: one small (no approval), two that need a person.
+    let over = dir.join("events/expense-over-limit.json");
+    let over_detail = format!("@{}", over.display());
+    let small = dir.join("events/expense-small.json");
+    let small_detail = format!("@{}", small.display());
+    let another = r#"{"expense_id": "EXP-1044", "amount": 900, "currency": "EUR", "submitted_by": "ada", "description": "A second monitor"}"#;
+    for detail in [over_detail.as_str(), small_detail.as_str(), another] {
+        let put = stepyard(
+            &server,
+            &[
+                "events",
+                "put",
+                "--source",
+                "acme.expenses",
+                "--detail-type",
+                "Expense Submitted",
+                "--detail",
+                detail,
+            ],
+            &[],
+        )
+        .await;
+        assert_eq!(put.code, 0, "{}{}", put.stdout, put.stderr);
+        assert!(
+            put.stdout.starts_with("event ") && put.stdout.contains(" put on bus default"),
+            "{}",
+            put.stdout
+        );
+    }
+
+    // Two approval requests arrive, each with its token.
+    let mut tokens = HashMap::new();
+    for _ in 0..2 {
+        let note = hook.next().await;
+        let message: Value = serde_json::from_str(note["Message"].as_str().unwrap()).unwrap();
+        let id = message["expense"]["expense_id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let subject = note["Subject"].as_str().unwrap();
+        assert!(
+            subject.starts_with(&format!("Approve expense {id} of ")),
+            "{subject}"
+        );
+        tokens.insert(id, message["task_token"].as_str().unwrap().to_string());
+    }
+    assert_eq!(tokens.len(), 2);
+    assert!(tokens.contains_key("EXP-1042") && tokens.contains_key("EXP-1044"));
+
+    // They wait: both executions are RUNNING, parked at the Task.
+    let list = api
+        .ok("/v1/state-machines/expense-approval/executions")
+        .await;
+    let running: Vec<&Value> = list["executions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["status"] == "RUNNING")
+        .collect();
+    assert_eq!(running.len(), 2, "{list}");
+    for e in running {
+        // The publish that reached the hook is recorded as TaskSubmitted when it returns.
+        let path = format!(
+            "/v1/state-machines/expense-approval/executions/{}/history",
+            e["name"].as_str().unwrap()
+        );
+        api.until(&path, |h| {
+            h["events"]
+                .as_array()
+                .and_then(|e| e.last())
+                .map(|e| &e["type"])
+                == Some(&json!("TaskSubmitted"))
+        })
+        .await;
+    }
+
+    // Someone approves one and rejects the other.
+    let (status, body) = api
+        .post(
+            "/v1/task-tokens/success",
+            &json!({"task_token": tokens["EXP-1042"],
+                    "output": {"approver": "margaret@example.com", "comment": "conference is in the plan"}}),
+        )
+        .await;
+    assert_eq!(status, 204, "{body}");
+    let (status, body) = api
+        .post(
+            "/v1/task-tokens/failure",
+            &json!({"task_token": tokens["EXP-1044"], "error": "Rejected", "cause": "monitors come from IT"}),
+        )
+        .await;
+    assert_eq!(status, 204, "{body}");
+    // A token answers once.
+    let (status, _) = api
+        .post(
+            "/v1/task-tokens/success",
+            &json!({"task_token": tokens["EXP-1042"], "output": {}}),
+        )
+        .await;
+    assert_eq!(status, 404);
+
+    let executions = api.finished_executions("expense-approval", 3).await;
+    let mut by_id = HashMap::new();
+    for e in &executions {
+        let e = api.execution(e).await;
+        assert_eq!(e["status"], "SUCCEEDED", "{e}");
+        by_id.insert(e["input"]["expense_id"].as_str().unwrap().to_string(), e);
+    }
+    assert_eq!(
+        by_id["EXP-1042"]["output"],
+        json!({"expense_id": "EXP-1042", "decision": "approved",
+               "approver": "margaret@example.com", "comment": "conference is in the plan"})
+    );
+    assert_eq!(
+        by_id["EXP-1044"]["output"],
+        json!({"expense_id": "EXP-1044", "decision": "rejected", "reason": "monitors come from IT"})
+    );
+    assert_eq!(by_id["EXP-1043"]["output"]["decision"], "approved");
+    let history = api.history(&by_id["EXP-1042"]).await;
+    assert_eq!(
+        states_entered(&history),
+        ["NeedsApproval", "RequestApproval", "Approved"]
+    );
+    assert!(types(&history).contains(&"TaskSucceeded".to_string()));
+    let history = api.history(&by_id["EXP-1044"]).await;
+    assert_eq!(
+        states_entered(&history),
+        ["NeedsApproval", "RequestApproval", "Rejected"]
+    );
+    let failed = history.iter().find(|e| e["type"] == "TaskFailed").unwrap();
+    assert_eq!(failed["details"]["error"], "Rejected");
+    let history = api.history(&by_id["EXP-1043"]).await;
+    assert_eq!(states_entered(&history), ["NeedsApproval", "AutoApproved"]);
+    eprintln!("human approval: whole test {:?}", started.elapsed());
+}
