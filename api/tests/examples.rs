@@ -967,3 +967,123 @@ async fn human_approval_waits_for_a_person_to_approve_or_reject_through_the_api(
     assert_eq!(states_entered(&history), ["NeedsApproval", "AutoApproved"]);
     eprintln!("human approval: whole test {:?}", started.elapsed());
 }
+
+// ---- file processing -----------------------------------------------------------------------------
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn file_processing_summarizes_an_uploaded_file_and_stores_the_summary() {
+    let started = Instant::now();
+    let dir = example("file-processing");
+    let storage = tempfile::tempdir().unwrap();
+    copy_dir(&dir.join("sample-files"), storage.path());
+    let temp = tempfile::tempdir().unwrap();
+    let server = Server::start_with(&temp.path().join("data"), &[], &[("PATH", &server_path())]);
+    let api = Api::of(&server);
+    let root = storage.path().to_str().unwrap().to_string();
+    let env = [("STORAGE_ROOT", root.as_str())];
+    let first = apply(&server, &dir, &env).await;
+    assert_eq!(first.last().unwrap(), "4 created", "{first:#?}");
+    assert_apply_is_idempotent(&server, &dir, &env, &first).await;
+    let function = api.ok("/v1/functions/summarize-file").await;
+    assert_eq!(function["environment"]["STORAGE_ROOT"], root.as_str());
+
+    let uploaded = format!("@{}", dir.join("events/object-created.json").display());
+    let missing =
+        r#"{"bucket": {"name": "inbox"}, "object": {"key": "reports/q4.txt", "size": 1}}"#;
+    let elsewhere = r#"{"bucket": {"name": "archive"}, "object": {"key": "old.txt", "size": 1}}"#;
+    for detail in [elsewhere, uploaded.as_str(), missing] {
+        let put = stepyard(
+            &server,
+            &[
+                "events",
+                "put",
+                "--source",
+                "acme.storage",
+                "--detail-type",
+                "Object Created",
+                "--detail",
+                detail,
+                "--json",
+            ],
+            &[],
+        )
+        .await;
+        assert_eq!(put.code, 0, "{}{}", put.stdout, put.stderr);
+        let answer: Value = serde_json::from_str(&put.stdout).unwrap();
+        assert!(answer["event_id"].is_string(), "{answer}");
+    }
+    let executions = api.finished_executions("file-processing", 2).await;
+    assert_eq!(executions.len(), 2, "the archive bucket is not matched");
+    let mut by_key = HashMap::new();
+    for e in &executions {
+        let e = api.execution(e).await;
+        by_key.insert(e["input"]["object"]["key"].as_str().unwrap().to_string(), e);
+    }
+
+    let done = &by_key["reports/q3.txt"];
+    assert_eq!(done["status"], "SUCCEEDED", "{done}");
+    let text = std::fs::read(storage.path().join("inbox/reports/q3.txt")).unwrap();
+    let sha = hex::encode(<Sha256 as sha2::Digest>::digest(&text));
+    let output = &done["output"];
+    assert_eq!(output["bytes"], text.len());
+    assert_eq!(output["lines"], 5);
+    assert_eq!(output["sha256"], sha.as_str());
+    assert_eq!(output["first_line"], "Quarterly report, third quarter");
+    assert_eq!(
+        output["summary"],
+        "s3://summaries/inbox/reports/q3.txt.summary.json"
+    );
+    // The stored summary is what the function returned.
+    let stored: Value = serde_json::from_slice(
+        &std::fs::read(
+            storage
+                .path()
+                .join("summaries/inbox/reports/q3.txt.summary.json"),
+        )
+        .expect("the summary is stored"),
+    )
+    .unwrap();
+    assert_eq!(stored["sha256"], sha.as_str());
+    assert_eq!(stored["words"], output["words"]);
+    let history = api.history(done).await;
+    assert_eq!(
+        types(&history),
+        [
+            "ExecutionStarted",
+            "TaskStateEntered",
+            "LambdaFunctionScheduled",
+            "LambdaFunctionStarted",
+            "LambdaFunctionSucceeded",
+            "TaskStateExited",
+            "SucceedStateEntered",
+            "SucceedStateExited",
+            "ExecutionSucceeded",
+        ]
+    );
+
+    // A file that is not there: the function's FileNotFound is caught into FileMissing.
+    let gone = &by_key["reports/q4.txt"];
+    assert_eq!(gone["status"], "FAILED", "{gone}");
+    assert_eq!(gone["error"], "FileMissing");
+    let history = api.history(gone).await;
+    let failed = history
+        .iter()
+        .find(|e| e["type"] == "LambdaFunctionFailed")
+        .expect("the function failed");
+    assert_eq!(failed["details"]["error"], "FileNotFound");
+    assert_eq!(states_entered(&history), ["Summarize", "FileMissing"]);
+    eprintln!("file processing: whole test {:?}", started.elapsed());
+}
