@@ -1087,3 +1087,113 @@ async fn file_processing_summarizes_an_uploaded_file_and_stores_the_summary() {
     assert_eq!(states_entered(&history), ["Summarize", "FileMissing"]);
     eprintln!("file processing: whole test {:?}", started.elapsed());
 }
+
+// ---- scheduled job -------------------------------------------------------------------------------
+
+/// The rule's `rate(1 minute)` is checked as the server schedules it (its next firing is a
+/// minute after the rule was written); the run itself is fired by the real scheduler through
+/// an `at()` three seconds ahead, since no flag drives the server's clock and a rate's
+/// shortest period is a minute.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scheduled_job_runs_a_map_with_retry_and_catch_when_the_schedule_fires() {
+    let started = Instant::now();
+    let dir = example("scheduled-job");
+    let temp = tempfile::tempdir().unwrap();
+    let server = Server::start_with(&temp.path().join("data"), &[], &[("PATH", &server_path())]);
+    let api = Api::of(&server);
+    let before = chrono::Utc::now();
+    let first = apply(&server, &dir, &[]).await;
+    assert_eq!(first.last().unwrap(), "4 created", "{first:#?}");
+    assert_apply_is_idempotent(&server, &dir, &[], &first).await;
+    let rule = api
+        .ok("/v1/event-buses/default/rules/inventory-sync-schedule")
+        .await;
+    assert_eq!(rule["schedule_expression"], "rate(1 minute)");
+    let next =
+        chrono::DateTime::parse_from_rfc3339(rule["next_fire_at"].as_str().unwrap()).unwrap();
+    let ahead = next.signed_duration_since(before).num_milliseconds();
+    assert!(
+        (59_000..=62_000).contains(&ahead),
+        "next firing {ahead} ms after the apply"
+    );
+
+    // The same rule, now due in three seconds.
+    let fire_at = (chrono::Utc::now() + chrono::Duration::seconds(3)).format("%Y-%m-%dT%H:%M:%S");
+    let at = format!("at({fire_at})");
+    let lines = apply(&server, &dir, &[("INVENTORY_SCHEDULE", &at)]).await;
+    assert!(
+        lines.contains(
+            &"rule default/inventory-sync-schedule: updated (schedule_expression)".to_string()
+        ),
+        "{lines:#?}"
+    );
+    assert_eq!(
+        lines.last().unwrap(),
+        "1 updated, 3 unchanged",
+        "{lines:#?}"
+    );
+
+    let executions = api.finished_executions("inventory-sync", 1).await;
+    assert_eq!(executions.len(), 1);
+    let e = api.execution(&executions[0]).await;
+    assert_eq!(e["status"], "SUCCEEDED", "{e}");
+    let fired = chrono::DateTime::parse_from_rfc3339(e["started_at"].as_str().unwrap()).unwrap();
+    let due = chrono::NaiveDateTime::parse_from_str(&fire_at.to_string(), "%Y-%m-%dT%H:%M:%S")
+        .unwrap()
+        .and_utc();
+    assert!(fired >= due, "fired at {fired}, due at {due}");
+    assert_eq!(
+        e["input"]["warehouses"],
+        json!([{"name": "north"}, {"name": "south", "busy_once": true}, {"name": "west"}])
+    );
+    let output = &e["output"];
+    assert_eq!(output["warehouses"], 3);
+    assert_eq!(
+        output["results"],
+        json!([
+            {"warehouse": "north", "status": "synced", "items": 3, "units": 169, "low_stock": ["DESK-02"]},
+            {"warehouse": "south", "status": "synced", "items": 2, "units": 28, "low_stock": ["CHAIR-01"]},
+            {"warehouse": "west", "status": "skipped", "error": "WarehouseUnavailable"},
+        ])
+    );
+    let history = api.history(&e).await;
+    let kinds = types(&history);
+    assert_eq!(
+        kinds.iter().filter(|t| *t == "MapIterationStarted").count(),
+        3
+    );
+    assert_eq!(
+        kinds
+            .iter()
+            .filter(|t| *t == "MapIterationSucceeded")
+            .count(),
+        3
+    );
+    // south failed once as busy and was retried; west failed and was caught.
+    let failures: Vec<&str> = history
+        .iter()
+        .filter(|e| e["type"] == "LambdaFunctionFailed")
+        .map(|e| e["details"]["error"].as_str().unwrap())
+        .collect();
+    let mut sorted = failures.clone();
+    sorted.sort();
+    assert_eq!(
+        sorted,
+        ["WarehouseBusy", "WarehouseUnavailable"],
+        "{failures:?}"
+    );
+    assert_eq!(
+        kinds
+            .iter()
+            .filter(|t| *t == "LambdaFunctionSucceeded")
+            .count(),
+        2
+    );
+    assert!(states_entered(&history).contains(&"Skipped".to_string()));
+    // Fired once: an at() schedule has no next firing.
+    let rule = api
+        .ok("/v1/event-buses/default/rules/inventory-sync-schedule")
+        .await;
+    assert!(rule["next_fire_at"].is_null(), "{rule}");
+    eprintln!("scheduled job: whole test {:?}", started.elapsed());
+}
