@@ -1197,3 +1197,166 @@ async fn scheduled_job_runs_a_map_with_retry_and_catch_when_the_schedule_fires()
     assert!(rule["next_fire_at"].is_null(), "{rule}");
     eprintln!("scheduled job: whole test {:?}", started.elapsed());
 }
+
+// ---- long work -----------------------------------------------------------------------------------
+
+fn docker(args: &[&str]) {
+    let out = Command::new("docker")
+        .args(args)
+        .output()
+        .expect("run docker");
+    assert!(
+        out.status.success(),
+        "docker {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// One backfill runs 8 s in a container (a function stops at 3 s here) and stays alive on
+/// heartbeats (HeartbeatSeconds 5); another one's container is paused by the test, goes
+/// silent, and the workflow catches States.HeartbeatTimeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn long_work_runs_in_a_container_past_a_functions_timeout_on_heartbeats() {
+    let started = Instant::now();
+    let dir = example("long-work");
+    build_image(&dir.join("worker/build.sh"));
+    let temp = tempfile::tempdir().unwrap();
+    let server = Server::start_with(&temp.path().join("data"), &[], &[("PATH", &server_path())]);
+    let api = Api::of(&server);
+    let first = apply(&server, &dir, &[]).await;
+    assert_eq!(first.last().unwrap(), "5 created", "{first:#?}");
+    assert_apply_is_idempotent(&server, &dir, &[], &first).await;
+
+    let request = format!("@{}", dir.join("events/backfill-requested.json").display());
+    let silent = r#"{"job_id": "silent-worker", "chunks": 60, "chunk_seconds": 1}"#;
+    for detail in [request.as_str(), silent] {
+        let put = stepyard(
+            &server,
+            &[
+                "events",
+                "put",
+                "--source",
+                "acme.search",
+                "--detail-type",
+                "Backfill Requested",
+                "--detail",
+                detail,
+            ],
+            &[],
+        )
+        .await;
+        assert_eq!(put.code, 0, "{}{}", put.stdout, put.stderr);
+    }
+
+    // Freeze the silent one's worker once it has started working. Its job is found through
+    // the execution that started it.
+    let tasks = api
+        .until("/v1/tasks", |t| {
+            t["tasks"].as_array().is_some_and(|jobs| jobs.len() == 2)
+        })
+        .await;
+    let mut silent_job = None;
+    for job in tasks["tasks"].as_array().unwrap() {
+        let arn = job["execution_arn"].as_str().expect("a Task state's job");
+        let name = arn.rsplit(':').next().unwrap();
+        let e = api
+            .ok(&format!("/v1/state-machines/backfill/executions/{name}"))
+            .await;
+        if e["input"]["job_id"] == "silent-worker" {
+            silent_job = Some(job.clone());
+        }
+    }
+    let silent_job = silent_job.expect("the silent worker's job");
+    let silent_id = silent_job["id"].as_str().unwrap().to_string();
+    let container = format!("stepyard-{silent_id}");
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let logs = reqwest::get(server.url(&format!("/v1/tasks/{silent_id}/logs")))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if logs.contains("heartbeat, chunk 1 of 60") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the silent worker never started: {logs}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    docker(&["pause", &container]);
+
+    let executions = api.finished_executions("backfill", 2).await;
+    let mut by_job = HashMap::new();
+    for e in &executions {
+        let e = api.execution(e).await;
+        by_job.insert(e["input"]["job_id"].as_str().unwrap().to_string(), e);
+    }
+    // Let the frozen worker go: it finds its task gone and exits, so its container is removed.
+    docker(&["unpause", &container]);
+
+    let done = &by_job["reindex-2026-12"];
+    assert_eq!(done["status"], "SUCCEEDED", "{done}");
+    let output = &done["output"];
+    assert_eq!(output["job_id"], "reindex-2026-12");
+    assert_eq!(output["chunks_done"], 8);
+    assert_eq!(output["function_timeout_seconds"], 3);
+    let seconds = output["seconds"].as_u64().unwrap();
+    assert!(seconds >= 8, "{output}");
+    assert!(seconds > output["function_timeout_seconds"].as_u64().unwrap());
+    let history = api.history(done).await;
+    assert_eq!(
+        states_entered(&history),
+        ["PlanBackfill", "Backfill", "Done"]
+    );
+    let kinds = types(&history);
+    assert!(kinds.contains(&"TaskSubmitted".to_string()), "{kinds:?}");
+    assert_eq!(
+        tasks_succeeded(&history),
+        ["lambda:invoke", "ecs:runTask.waitForTaskToken"]
+    );
+    assert!(!kinds.contains(&"TaskTimedOut".to_string()), "{kinds:?}");
+    // The plan said why it handed off.
+    let plan = history
+        .iter()
+        .find(|e| e["type"] == "TaskSucceeded")
+        .map(|e| serde_json::from_str::<Value>(e["details"]["output"].as_str().unwrap()).unwrap())
+        .unwrap();
+    assert_eq!(plan["Payload"]["hand_off"], true);
+    assert_eq!(plan["Payload"]["estimated_seconds"], 8);
+
+    let lost = &by_job["silent-worker"];
+    assert_eq!(lost["status"], "FAILED", "{lost}");
+    assert_eq!(lost["error"], "WorkerLost");
+    let history = api.history(lost).await;
+    let timed_out = history
+        .iter()
+        .find(|e| e["type"] == "TaskTimedOut")
+        .expect("the task timed out");
+    assert_eq!(timed_out["details"]["error"], "States.HeartbeatTimeout");
+    assert_eq!(
+        states_entered(&history),
+        ["PlanBackfill", "Backfill", "WorkerLost"]
+    );
+
+    // Both workers' containers end (the silent one on its refused heartbeat) and are collected.
+    let stopped = api
+        .until(&format!("/v1/tasks/{silent_id}"), |t| {
+            t["status"] == "STOPPED"
+        })
+        .await;
+    assert_eq!(stopped["exit_code"], 1, "{stopped}");
+    let logs = reqwest::get(server.url(&format!("/v1/tasks/{silent_id}/logs")))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        logs.contains("the task no longer waits for this worker"),
+        "{logs}"
+    );
+    eprintln!("long work: whole test {:?}", started.elapsed());
+}
