@@ -1360,3 +1360,124 @@ async fn long_work_runs_in_a_container_past_a_functions_timeout_on_heartbeats() 
     );
     eprintln!("long work: whole test {:?}", started.elapsed());
 }
+
+// ---- apply: updates and errors -------------------------------------------------------------------
+
+/// Apply writes only what changed: edited code updates the function (a new revision), a new
+/// endpoint replaces the subscription, an edited ASL updates the state machine.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apply_updates_only_what_changed_and_refuses_a_broken_folder() {
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path().join("approval");
+    copy_dir(&example("human-approval"), &dir);
+    std::fs::create_dir_all(dir.join("functions/notify")).unwrap();
+    std::fs::write(
+        dir.join("functions/notify/app.py"),
+        "def handler(e, c):\n    return 1\n",
+    )
+    .unwrap();
+    let manifest = std::fs::read_to_string(dir.join("stepyard.toml")).unwrap();
+    std::fs::write(
+        dir.join("stepyard.toml"),
+        format!(
+            "{manifest}\n[[functions]]\nname = \"notify\"\ncommand = [\"python3\", \"-m\", \"awslambdaric\", \"app.handler\"]\ncode = \"functions/notify\"\n"
+        ),
+    )
+    .unwrap();
+    let server = Server::start();
+    let api = Api::of(&server);
+    let env = [("APPROVAL_WEBHOOK", "http://127.0.0.1:9/one")];
+    let first = apply(&server, &dir, &env).await;
+    assert_eq!(first.last().unwrap(), "6 created", "{first:#?}");
+
+    std::fs::write(
+        dir.join("functions/notify/app.py"),
+        "def handler(e, c):\n    return 2\n",
+    )
+    .unwrap();
+    let asl = std::fs::read_to_string(dir.join("expense-approval.asl.json")).unwrap();
+    std::fs::write(
+        dir.join("expense-approval.asl.json"),
+        asl.replace(
+            "\"NumericLessThanEquals\": 100",
+            "\"NumericLessThanEquals\": 250",
+        ),
+    )
+    .unwrap();
+    let lines = apply(
+        &server,
+        &dir,
+        &[("APPROVAL_WEBHOOK", "http://127.0.0.1:9/two")],
+    )
+    .await;
+    for expected in [
+        "function notify: updated (code)",
+        "state machine expense-approval: updated (definition)",
+        "subscription approval-requests http http://127.0.0.1:9/two: created",
+        "subscription approval-requests http http://127.0.0.1:9/one: deleted (not in the manifest)",
+        "rule default/expense-submitted: unchanged",
+        "target default/expense-submitted/approval: unchanged",
+    ] {
+        assert!(
+            lines.contains(&expected.to_string()),
+            "{expected:?} not in {lines:#?}"
+        );
+    }
+    assert_eq!(
+        lines.last().unwrap(),
+        "1 created, 2 updated, 1 deleted, 3 unchanged",
+        "{lines:#?}"
+    );
+    assert_eq!(api.ok("/v1/functions/notify").await["revision"], 2);
+    let subs = api.ok("/v1/topics/approval-requests/subscriptions").await;
+    let endpoints: Vec<&str> = subs["subscriptions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["endpoint"].as_str().unwrap())
+        .collect();
+    assert_eq!(endpoints, ["http://127.0.0.1:9/two"]);
+
+    // Mistakes in the folder are refused before anything is sent (exit 2), naming the problem.
+    std::fs::write(
+        dir.join("stepyard.toml"),
+        "[[functions]]\nname = \"x\"\nruntime = \"process\"\ncomand = []\n",
+    )
+    .unwrap();
+    let out = stepyard(&server, &["apply", dir.to_str().unwrap()], &[]).await;
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("comand"), "{}", out.stderr);
+    let out = stepyard(
+        &server,
+        &["apply", temp.path().join("nowhere").to_str().unwrap()],
+        &[],
+    )
+    .await;
+    assert_eq!(out.code, 2);
+    assert!(out.stderr.contains("stepyard.toml"), "{}", out.stderr);
+    // An invalid definition is the server's refusal (exit 1), with every problem listed.
+    std::fs::write(
+        dir.join("stepyard.toml"),
+        "[[state_machines]]\nname = \"broken\"\ndefinition = \"broken.asl.json\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("broken.asl.json"),
+        r#"{"StartAt": "Nowhere", "States": {"A": {"Type": "Succeed"}}}"#,
+    )
+    .unwrap();
+    let out = stepyard(&server, &["apply", dir.to_str().unwrap()], &[]).await;
+    assert_eq!(out.code, 1, "{}{}", out.stdout, out.stderr);
+    assert!(out.stderr.contains("/StartAt"), "{}", out.stderr);
+    // No server: exit 1 and say so.
+    let out = tokio::process::Command::new(common::binary())
+        .args(["executions", "list", "--endpoint", "http://127.0.0.1:9"])
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("cannot reach the server at http://127.0.0.1:9")
+    );
+}
