@@ -250,7 +250,7 @@ pub async fn apply(
 /// entries and build or cache folders (`__pycache__`, `target`, `node_modules`) are skipped,
 /// because running the code writes them.
 pub fn code_hash(dir: &Path) -> std::io::Result<String> {
-    fn walk(root: &Path, dir: &Path, files: &mut Vec<std::path::PathBuf>) -> std::io::Result<()> {
+    fn walk(dir: &Path, files: &mut Vec<std::path::PathBuf>) -> std::io::Result<()> {
         for entry in std::fs::read_dir(dir)? {
             let entry = entry?;
             let name = entry.file_name();
@@ -263,16 +263,15 @@ pub fn code_hash(dir: &Path) -> std::io::Result<String> {
             }
             let kind = entry.file_type()?;
             if kind.is_dir() {
-                walk(root, &entry.path(), files)?;
+                walk(&entry.path(), files)?;
             } else if kind.is_file() || kind.is_symlink() {
                 files.push(entry.path());
             }
         }
-        let _ = root;
         Ok(())
     }
     let mut files = Vec::new();
-    walk(dir, dir, &mut files)?;
+    walk(dir, &mut files)?;
     files.sort();
     let mut hasher = Sha256::new();
     for file in files {

@@ -31,15 +31,8 @@ pub enum Error {
         source: reqwest::Error,
     },
     /// The server answered with an error body (`{"code", "message", ...}`).
-    #[error("{method} {path}: {status} {code}: {message}{}", details_text(.details))]
-    Api {
-        method: Method,
-        path: String,
-        status: StatusCode,
-        code: String,
-        message: String,
-        details: Option<Value>,
-    },
+    #[error(transparent)]
+    Api(Box<ApiFailure>),
     #[error("{method} {path}: the answer is not JSON: {message}")]
     NotJson {
         method: Method,
@@ -52,9 +45,21 @@ pub enum Error {
     Usage(String),
 }
 
+/// A non-2xx answer: the request and the server's error body.
+#[derive(Debug, thiserror::Error)]
+#[error("{method} {path}: {status} {code}: {message}{}", details_text(.details))]
+pub struct ApiFailure {
+    pub method: Method,
+    pub path: String,
+    pub status: StatusCode,
+    pub code: String,
+    pub message: String,
+    pub details: Option<Value>,
+}
+
 impl Error {
     pub fn is_not_found(&self) -> bool {
-        matches!(self, Error::Api { status, .. } if *status == StatusCode::NOT_FOUND)
+        matches!(self, Error::Api(failure) if failure.status == StatusCode::NOT_FOUND)
     }
 }
 
@@ -141,7 +146,7 @@ impl Client {
             });
         }
         let value = value.unwrap_or(Value::Null);
-        Err(Error::Api {
+        Err(Error::Api(Box::new(ApiFailure {
             method,
             path: path.to_string(),
             status,
@@ -151,7 +156,7 @@ impl Client {
                 .map(str::to_string)
                 .unwrap_or_else(|| String::from_utf8_lossy(&bytes).chars().take(200).collect()),
             details: value.get("details").cloned(),
-        })
+        })))
     }
 
     pub async fn get(&self, path: &str) -> Result<Value> {
