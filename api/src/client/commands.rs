@@ -54,8 +54,8 @@ pub async fn put_event(
     Ok(entry)
 }
 
-/// Executions, newest first: of one state machine, or of every one (each machine's newest
-/// first, machines by name), optionally with one status, at most `limit` in all.
+/// Executions, newest first: of one state machine, or of every one, optionally with one
+/// status, at most `limit` in all.
 pub async fn list_executions(
     client: &Client,
     state_machine: Option<&str>,
@@ -83,11 +83,13 @@ pub async fn list_executions(
     };
     let mut all = Vec::new();
     for machine in machines {
+        // Up to `limit` of each machine, so the newest `limit` of all are among them.
+        let mut fetched = 0;
         let mut next: Option<String> = None;
         loop {
-            let remaining = limit.saturating_sub(all.len());
+            let remaining = limit.saturating_sub(fetched);
             if remaining == 0 {
-                return Ok(all);
+                break;
             }
             let mut query = vec![("max_results", remaining.min(1000).to_string())];
             if let Some(status) = status {
@@ -104,13 +106,18 @@ pub async fn list_executions(
                     None,
                 )
                 .await?;
-            all.extend(page["executions"].as_array().cloned().unwrap_or_default());
+            let items = page["executions"].as_array().cloned().unwrap_or_default();
+            fetched += items.len();
+            all.extend(items);
             match page["next_token"].as_str() {
                 Some(token) if !token.is_empty() => next = Some(token.to_string()),
                 _ => break,
             }
         }
     }
+    // RFC 3339 times of one format sort as text.
+    all.sort_by(|a, b| text(&b["started_at"]).cmp(text(&a["started_at"])));
+    all.truncate(limit);
     Ok(all)
 }
 
