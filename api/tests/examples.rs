@@ -1225,7 +1225,15 @@ async fn long_work_runs_in_a_container_past_a_functions_timeout_on_heartbeats() 
     let server = Server::start_with(&temp.path().join("data"), &[], &[("PATH", &server_path())]);
     let api = Api::of(&server);
     let first = apply(&server, &dir, &[]).await;
-    assert_eq!(first.last().unwrap(), "5 created", "{first:#?}");
+    assert!(
+        first.contains(&"event bus search-jobs: created".to_string()),
+        "{first:#?}"
+    );
+    assert!(
+        first.contains(&"rule search-jobs/backfill-requested: created".to_string()),
+        "{first:#?}"
+    );
+    assert_eq!(first.last().unwrap(), "6 created", "{first:#?}");
     assert_apply_is_idempotent(&server, &dir, &[], &first).await;
 
     let request = format!("@{}", dir.join("events/backfill-requested.json").display());
@@ -1236,6 +1244,8 @@ async fn long_work_runs_in_a_container_past_a_functions_timeout_on_heartbeats() 
             &[
                 "events",
                 "put",
+                "--bus",
+                "search-jobs",
                 "--source",
                 "acme.search",
                 "--detail-type",
@@ -1359,6 +1369,20 @@ async fn long_work_runs_in_a_container_past_a_functions_timeout_on_heartbeats() 
         logs.contains("the task no longer waits for this worker"),
         "{logs}"
     );
+
+    // Delete takes the bus too, after its rule.
+    let deleted = stepyard(&server, &["delete", dir.to_str().unwrap()], &[]).await;
+    assert_eq!(deleted.code, 0, "{}{}", deleted.stdout, deleted.stderr);
+    let lines: Vec<&str> = deleted.stdout.lines().collect();
+    assert_eq!(
+        lines.first(),
+        Some(&"rule search-jobs/backfill-requested: deleted")
+    );
+    assert!(
+        lines.contains(&"event bus search-jobs: deleted"),
+        "{lines:#?}"
+    );
+    assert_eq!(api.get("/v1/event-buses/search-jobs").await.0, 404);
     eprintln!("long work: whole test {:?}", started.elapsed());
 }
 
