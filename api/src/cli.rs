@@ -242,8 +242,8 @@ pub fn main() -> ExitCode {
         Command::Serve(args) => serve(args),
         Command::Validate(args) => validate(args),
         Command::Run(args) => run(args),
-        Command::Apply(args) => client_command(deploy(args, false)),
-        Command::Delete(args) => client_command(deploy(args, true)),
+        Command::Apply(args) => client_command(deploy(args, Deploy::Apply)),
+        Command::Delete(args) => client_command(deploy(args, Deploy::Delete)),
         Command::Events(EventsCommand::Put(args)) => client_command(put_event(args)),
         Command::Executions(command) => client_command(executions(command)),
     }
@@ -278,16 +278,22 @@ fn client_command(
     }
 }
 
-async fn deploy(args: DeployArgs, remove: bool) -> crate::client::Result<()> {
+/// What `deploy` does with a folder's manifest.
+#[derive(Debug, Clone, Copy)]
+enum Deploy {
+    Apply,
+    Delete,
+}
+
+async fn deploy(args: DeployArgs, what: Deploy) -> crate::client::Result<()> {
     use crate::client::{deploy, manifest::Manifest};
     // The manifest's `${VAR}` come from this process's environment (read here, at the top).
     let resolved = Manifest::load(&args.dir, |name| std::env::var(name).ok())?;
     let client = args.client.client();
     let mut print = |change: &deploy::Change| println!("{change}");
-    let changes = if remove {
-        deploy::delete(&client, &resolved, &mut print).await?
-    } else {
-        deploy::apply(&client, &resolved, &mut print).await?
+    let changes = match what {
+        Deploy::Apply => deploy::apply(&client, &resolved, &mut print).await?,
+        Deploy::Delete => deploy::delete(&client, &resolved, &mut print).await?,
     };
     println!("{}", deploy::summary(&changes));
     Ok(())
