@@ -39,6 +39,55 @@ pub enum Command {
     /// Executions on a running server.
     #[command(subcommand)]
     Executions(ExecutionsCommand),
+    /// Answer a task that waits for its token (`.waitForTaskToken`, activities).
+    #[command(subcommand)]
+    TaskTokens(TaskTokensCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TaskTokensCommand {
+    /// Complete the waiting task with its result.
+    Success(TokenSuccessArgs),
+    /// Fail the waiting task (the state's Retry and Catch match the error).
+    Failure(TokenFailureArgs),
+    /// Tell a task with `HeartbeatSeconds` that its worker is alive.
+    Heartbeat(TokenArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TokenArgs {
+    /// The task token (`$$.Task.Token` in the definition).
+    #[arg(value_name = "TASK_TOKEN")]
+    pub task_token: String,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct TokenSuccessArgs {
+    /// The task token (`$$.Task.Token` in the definition).
+    #[arg(value_name = "TASK_TOKEN")]
+    pub task_token: String,
+    /// The task's result: JSON, or `@FILE` to read it from a file.
+    #[arg(long, default_value = "{}")]
+    pub output: String,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct TokenFailureArgs {
+    /// The task token (`$$.Task.Token` in the definition).
+    #[arg(value_name = "TASK_TOKEN")]
+    pub task_token: String,
+    /// The error name, e.g. `Rejected`.
+    #[arg(long)]
+    pub error: Option<String>,
+    /// Why, for a person.
+    #[arg(long)]
+    pub cause: Option<String>,
+    #[command(flatten)]
+    pub client: ClientArgs,
 }
 
 /// Where the server is (for the commands that talk to a running server).
@@ -84,8 +133,10 @@ pub struct PutEventArgs {
     /// The bus.
     #[arg(long, default_value = "default")]
     pub bus: String,
+    /// The event's `source`, e.g. `acme.orders`.
     #[arg(long)]
     pub source: String,
+    /// The event's `detail-type`, e.g. `Order Placed`.
     #[arg(long)]
     pub detail_type: String,
     /// The event's detail: a JSON object, or `@FILE` to read it from a file.
@@ -246,6 +297,7 @@ pub fn main() -> ExitCode {
         Command::Delete(args) => client_command(deploy(args, Deploy::Delete)),
         Command::Events(EventsCommand::Put(args)) => client_command(put_event(args)),
         Command::Executions(command) => client_command(executions(command)),
+        Command::TaskTokens(command) => client_command(task_tokens(command)),
     }
 }
 
@@ -299,17 +351,50 @@ async fn deploy(args: DeployArgs, what: Deploy) -> crate::client::Result<()> {
     Ok(())
 }
 
+/// A JSON argument given inline or as `@FILE`.
+fn json_argument(text: &str, flag: &str) -> crate::client::Result<serde_json::Value> {
+    use crate::client::Error;
+    let text = match text.strip_prefix('@') {
+        Some(path) => std::fs::read_to_string(path)
+            .map_err(|e| Error::Usage(format!("{flag}: cannot read {path}: {e}")))?,
+        None => text.to_string(),
+    };
+    serde_json::from_str(&text).map_err(|e| Error::Usage(format!("{flag} is not JSON: {e}")))
+}
+
+async fn task_tokens(command: TaskTokensCommand) -> crate::client::Result<()> {
+    use serde_json::json;
+    let (client, path, body, said) = match command {
+        TaskTokensCommand::Success(args) => (
+            args.client.client(),
+            "/v1/task-tokens/success",
+            json!({"task_token": args.task_token, "output": json_argument(&args.output, "--output")?}),
+            "completed",
+        ),
+        TaskTokensCommand::Failure(args) => (
+            args.client.client(),
+            "/v1/task-tokens/failure",
+            json!({"task_token": args.task_token, "error": args.error, "cause": args.cause}),
+            "failed",
+        ),
+        TaskTokensCommand::Heartbeat(args) => (
+            args.client.client(),
+            "/v1/task-tokens/heartbeat",
+            json!({"task_token": args.task_token}),
+            "kept alive",
+        ),
+    };
+    client.post(path, &body).await?;
+    println!("task {said}");
+    Ok(())
+}
+
 async fn put_event(args: PutEventArgs) -> crate::client::Result<()> {
     use crate::client::{Error, commands};
-    let text = match args.detail.strip_prefix('@') {
-        Some(path) => std::fs::read_to_string(path)
-            .map_err(|e| Error::Usage(format!("cannot read {path}: {e}")))?,
-        None => args.detail.clone(),
-    };
-    let detail: serde_json::Value = serde_json::from_str(&text)
-        .ok()
-        .filter(serde_json::Value::is_object)
-        .ok_or_else(|| Error::Usage("--detail must be a JSON object".into()))?;
+    let detail = json_argument(&args.detail, "--detail")?;
+    if !detail.is_object() {
+        return Err(Error::Usage("--detail must be a JSON object".into()));
+    }
     let entry = commands::put_event(
         &args.client.client(),
         &args.bus,
@@ -513,5 +598,14 @@ fn serve(args: ServeArgs) -> ExitCode {
             eprintln!("stepyard: {err:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_subcommands_arguments_are_consistent() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
     }
 }

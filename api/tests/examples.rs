@@ -917,13 +917,22 @@ async fn human_approval_waits_for_a_person_to_approve_or_reject_through_the_api(
         )
         .await;
     assert_eq!(status, 204, "{body}");
-    let (status, body) = api
-        .post(
-            "/v1/task-tokens/failure",
-            &json!({"task_token": tokens["EXP-1044"], "error": "Rejected", "cause": "monitors come from IT"}),
-        )
-        .await;
-    assert_eq!(status, 204, "{body}");
+    let rejected = stepyard(
+        &server,
+        &[
+            "task-tokens",
+            "failure",
+            &tokens["EXP-1044"],
+            "--error",
+            "Rejected",
+            "--cause",
+            "monitors come from IT",
+        ],
+        &[],
+    )
+    .await;
+    assert_eq!(rejected.code, 0, "{}", rejected.stderr);
+    assert_eq!(rejected.stdout, "task failed\n");
     // A token answers once.
     let (status, _) = api
         .post(
@@ -932,6 +941,14 @@ async fn human_approval_waits_for_a_person_to_approve_or_reject_through_the_api(
         )
         .await;
     assert_eq!(status, 404);
+    let again = stepyard(
+        &server,
+        &["task-tokens", "success", &tokens["EXP-1042"]],
+        &[],
+    )
+    .await;
+    assert_eq!(again.code, 1, "{}", again.stdout);
+    assert!(again.stderr.contains("404"), "{}", again.stderr);
 
     let executions = api.finished_executions("expense-approval", 3).await;
     let mut by_id = HashMap::new();
