@@ -28,6 +28,167 @@ pub enum Command {
     Validate(ValidateArgs),
     /// Run a definition to completion in-process and print the result as JSON.
     Run(RunArgs),
+    /// Deploy a folder's `stepyard.toml` (functions, task definitions, topics, state machines,
+    /// buses, rules) to a running server; a second apply changes nothing.
+    Apply(DeployArgs),
+    /// Remove what a folder's `stepyard.toml` declares from a running server.
+    Delete(DeployArgs),
+    /// Events on a running server's buses.
+    #[command(subcommand)]
+    Events(EventsCommand),
+    /// Executions on a running server.
+    #[command(subcommand)]
+    Executions(ExecutionsCommand),
+    /// Answer a task that waits for its token (`.waitForTaskToken`, activities).
+    #[command(subcommand)]
+    TaskTokens(TaskTokensCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TaskTokensCommand {
+    /// Complete the waiting task with its result.
+    Success(TokenSuccessArgs),
+    /// Fail the waiting task (the state's Retry and Catch match the error).
+    Failure(TokenFailureArgs),
+    /// Tell a task with `HeartbeatSeconds` that its worker is alive.
+    Heartbeat(TokenArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TokenArgs {
+    /// The task token (`$$.Task.Token` in the definition).
+    #[arg(value_name = "TASK_TOKEN")]
+    pub task_token: String,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct TokenSuccessArgs {
+    /// The task token (`$$.Task.Token` in the definition).
+    #[arg(value_name = "TASK_TOKEN")]
+    pub task_token: String,
+    /// The task's result: JSON, or `@FILE` to read it from a file.
+    #[arg(long, default_value = "{}")]
+    pub output: String,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct TokenFailureArgs {
+    /// The task token (`$$.Task.Token` in the definition).
+    #[arg(value_name = "TASK_TOKEN")]
+    pub task_token: String,
+    /// The error name, e.g. `Rejected`.
+    #[arg(long)]
+    pub error: Option<String>,
+    /// Why, for a person.
+    #[arg(long)]
+    pub cause: Option<String>,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+/// Where the server is (for the commands that talk to a running server).
+#[derive(Debug, Args)]
+pub struct ClientArgs {
+    /// The server's URL.
+    #[arg(
+        long,
+        env = "STEPYARD_ENDPOINT",
+        default_value = "http://127.0.0.1:8080"
+    )]
+    pub endpoint: String,
+    /// A bearer token, for a server started with `--auth-tokens`.
+    #[arg(long, env = "STEPYARD_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+}
+
+impl ClientArgs {
+    fn client(&self) -> crate::client::Client {
+        crate::client::Client::new(&crate::client::ClientConfig {
+            endpoint: self.endpoint.clone(),
+            token: self.token.clone(),
+        })
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct DeployArgs {
+    /// The folder holding `stepyard.toml` and the files it names.
+    pub dir: PathBuf,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EventsCommand {
+    /// Publish one event (PutEvents) and print its id.
+    Put(PutEventArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PutEventArgs {
+    /// The bus.
+    #[arg(long, default_value = "default")]
+    pub bus: String,
+    /// The event's `source`, e.g. `acme.orders`.
+    #[arg(long)]
+    pub source: String,
+    /// The event's `detail-type`, e.g. `Order Placed`.
+    #[arg(long)]
+    pub detail_type: String,
+    /// The event's detail: a JSON object, or `@FILE` to read it from a file.
+    #[arg(long, default_value = "{}")]
+    pub detail: String,
+    /// An ARN the event is about (repeatable).
+    #[arg(long = "resource")]
+    pub resources: Vec<String>,
+    /// Print the server's answer as JSON.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ExecutionsCommand {
+    /// List executions, newest first (of one state machine, or of all).
+    List(ListExecutionsArgs),
+    /// Show one execution: status, times, input, output or error.
+    Describe(ExecutionArgs),
+    /// Show an execution's history, one event a line.
+    History(ExecutionArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ListExecutionsArgs {
+    /// Only this state machine's executions.
+    #[arg(long)]
+    pub state_machine: Option<String>,
+    /// Only executions with this status (RUNNING, SUCCEEDED, FAILED, TIMED_OUT, ABORTED, PENDING_REDRIVE).
+    #[arg(long)]
+    pub status: Option<String>,
+    /// At most this many.
+    #[arg(long, default_value_t = 100)]
+    pub max: usize,
+    /// Print the executions as a JSON array.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ExecutionArgs {
+    /// STATE_MACHINE/EXECUTION, or the execution's ARN.
+    pub execution: String,
+    /// Print the server's JSON.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub client: ClientArgs,
 }
 
 #[derive(Debug, Args)]
@@ -132,7 +293,166 @@ pub fn main() -> ExitCode {
         Command::Serve(args) => serve(args),
         Command::Validate(args) => validate(args),
         Command::Run(args) => run(args),
+        Command::Apply(args) => client_command(deploy(args, Deploy::Apply)),
+        Command::Delete(args) => client_command(deploy(args, Deploy::Delete)),
+        Command::Events(EventsCommand::Put(args)) => client_command(put_event(args)),
+        Command::Executions(command) => client_command(executions(command)),
+        Command::TaskTokens(command) => client_command(task_tokens(command)),
     }
+}
+
+/// Runs a command that talks to a server: exit 0 on success, 1 when the server refused or
+/// could not be reached, 2 for a mistake in the command or the manifest.
+fn client_command(
+    command: impl std::future::Future<Output = crate::client::Result<()>>,
+) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("stepyard: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("stepyard: {err}");
+            match err {
+                crate::client::Error::Manifest(_) | crate::client::Error::Usage(_) => {
+                    ExitCode::from(2)
+                }
+                _ => ExitCode::FAILURE,
+            }
+        }
+    }
+}
+
+/// What `deploy` does with a folder's manifest.
+#[derive(Debug, Clone, Copy)]
+enum Deploy {
+    Apply,
+    Delete,
+}
+
+async fn deploy(args: DeployArgs, what: Deploy) -> crate::client::Result<()> {
+    use crate::client::{deploy, manifest::Manifest};
+    // The manifest's `${VAR}` come from this process's environment (read here, at the top).
+    let resolved = Manifest::load(&args.dir, |name| std::env::var(name).ok())?;
+    let client = args.client.client();
+    let mut print = |change: &deploy::Change| println!("{change}");
+    let changes = match what {
+        Deploy::Apply => deploy::apply(&client, &resolved, &mut print).await?,
+        Deploy::Delete => deploy::delete(&client, &resolved, &mut print).await?,
+    };
+    println!("{}", deploy::summary(&changes));
+    Ok(())
+}
+
+/// A JSON argument given inline or as `@FILE`.
+fn json_argument(text: &str, flag: &str) -> crate::client::Result<serde_json::Value> {
+    use crate::client::Error;
+    let text = match text.strip_prefix('@') {
+        Some(path) => std::fs::read_to_string(path)
+            .map_err(|e| Error::Usage(format!("{flag}: cannot read {path}: {e}")))?,
+        None => text.to_string(),
+    };
+    serde_json::from_str(&text).map_err(|e| Error::Usage(format!("{flag} is not JSON: {e}")))
+}
+
+async fn task_tokens(command: TaskTokensCommand) -> crate::client::Result<()> {
+    use serde_json::json;
+    let (client, path, body, said) = match command {
+        TaskTokensCommand::Success(args) => (
+            args.client.client(),
+            "/v1/task-tokens/success",
+            json!({"task_token": args.task_token, "output": json_argument(&args.output, "--output")?}),
+            "completed",
+        ),
+        TaskTokensCommand::Failure(args) => (
+            args.client.client(),
+            "/v1/task-tokens/failure",
+            json!({"task_token": args.task_token, "error": args.error, "cause": args.cause}),
+            "failed",
+        ),
+        TaskTokensCommand::Heartbeat(args) => (
+            args.client.client(),
+            "/v1/task-tokens/heartbeat",
+            json!({"task_token": args.task_token}),
+            "kept alive",
+        ),
+    };
+    client.post(path, &body).await?;
+    println!("task {said}");
+    Ok(())
+}
+
+async fn put_event(args: PutEventArgs) -> crate::client::Result<()> {
+    use crate::client::{Error, commands};
+    let detail = json_argument(&args.detail, "--detail")?;
+    if !detail.is_object() {
+        return Err(Error::Usage("--detail must be a JSON object".into()));
+    }
+    let entry = commands::put_event(
+        &args.client.client(),
+        &args.bus,
+        &args.source,
+        &args.detail_type,
+        &detail,
+        &args.resources,
+    )
+    .await?;
+    if args.json {
+        println!("{entry}");
+    } else {
+        println!(
+            "event {} put on bus {}",
+            entry["event_id"].as_str().unwrap_or("?"),
+            args.bus
+        );
+    }
+    Ok(())
+}
+
+async fn executions(command: ExecutionsCommand) -> crate::client::Result<()> {
+    use crate::client::commands;
+    match command {
+        ExecutionsCommand::List(args) => {
+            let list = commands::list_executions(
+                &args.client.client(),
+                args.state_machine.as_deref(),
+                args.status.as_deref(),
+                args.max,
+            )
+            .await?;
+            if args.json {
+                println!("{}", serde_json::Value::Array(list));
+            } else {
+                print!("{}", commands::format_executions(&list));
+            }
+        }
+        ExecutionsCommand::Describe(args) => {
+            let execution =
+                commands::describe_execution(&args.client.client(), &args.execution).await?;
+            if args.json {
+                println!("{execution}");
+            } else {
+                print!("{}", commands::format_execution(&execution));
+            }
+        }
+        ExecutionsCommand::History(args) => {
+            let events =
+                commands::execution_history(&args.client.client(), &args.execution).await?;
+            if args.json {
+                println!("{}", serde_json::Value::Array(events));
+            } else {
+                print!("{}", commands::format_history(&events));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Exit code 0 when the execution SUCCEEDED, 1 when it ended otherwise, 2 when it could not start.
@@ -278,5 +598,14 @@ fn serve(args: ServeArgs) -> ExitCode {
             eprintln!("stepyard: {err:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_subcommands_arguments_are_consistent() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
     }
 }

@@ -5,6 +5,7 @@
 
 pub mod aws;
 pub mod cli;
+pub mod client;
 pub mod config;
 pub mod error;
 pub mod limits;
