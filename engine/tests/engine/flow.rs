@@ -258,3 +258,53 @@ async fn parallel_history_numbers_events_per_branch() {
         .collect();
     assert_eq!(triples, expected);
 }
+
+#[tokio::test]
+async fn map_tolerated_failure_percentage_and_its_path() {
+    let h = Harness::new().await;
+    let def = |tolerance: Value| {
+        let mut m = json!({"Type": "Map", "End": true,
+            "ItemsPath": "$.items",
+            "ItemProcessor": {"StartAt": "C", "States": {
+                "C": {"Type": "Choice", "Choices": [{"Variable": "$", "NumericEquals": 0, "Next": "F"}], "Default": "OK"},
+                "F": {"Type": "Fail", "Error": "Zero"},
+                "OK": {"Type": "Pass", "End": true}}}});
+        m.as_object_mut()
+            .unwrap()
+            .extend(tolerance.as_object().unwrap().clone());
+        json!({"StartAt": "M", "States": {"M": m}})
+    };
+    // 1 of 4 items fails: 25 %.
+    let items = json!({"items": [1, 0, 2, 3], "tolerance": 25});
+    let at_25 = h
+        .machine("pct25", def(json!({"ToleratedFailurePercentage": 25})))
+        .await;
+    let info = h.run(&at_25, items.clone()).await;
+    assert_eq!(info.status, ExecutionStatus::Succeeded, "{info:?}");
+    assert_eq!(output(&info)[3], json!(3));
+    let at_20 = h
+        .machine("pct20", def(json!({"ToleratedFailurePercentage": 20})))
+        .await;
+    let info = h.run(&at_20, items.clone()).await;
+    assert_eq!(info.status, ExecutionStatus::Failed);
+    assert_eq!(
+        info.error.as_deref(),
+        Some("States.ExceedToleratedFailureThreshold")
+    );
+    let by_path = h
+        .machine(
+            "pct-path",
+            def(json!({"ToleratedFailurePercentagePath": "$.tolerance"})),
+        )
+        .await;
+    let info = h.run(&by_path, items).await;
+    assert_eq!(info.status, ExecutionStatus::Succeeded, "{info:?}");
+    let info = h
+        .run(&by_path, json!({"items": [0, 0, 1], "tolerance": 50}))
+        .await;
+    assert_eq!(info.status, ExecutionStatus::Failed);
+    assert_eq!(
+        info.error.as_deref(),
+        Some("States.ExceedToleratedFailureThreshold")
+    );
+}

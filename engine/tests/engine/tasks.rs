@@ -290,3 +290,87 @@ async fn activities_are_polled_by_external_workers() {
         json!("w1")
     );
 }
+
+/// Records each invocation's id and attempt; answers only when told to.
+struct Recorder {
+    seen: mpsc::UnboundedSender<(String, u32)>,
+    answer: bool,
+}
+
+#[async_trait::async_trait]
+impl TaskWorker for Recorder {
+    async fn invoke(&self, request: TaskRequest) -> Result<Value, TaskError> {
+        let _ = self
+            .seen
+            .send((request.invocation_id.clone(), request.attempt));
+        if self.answer {
+            Ok(json!({"ran": request.state_name}))
+        } else {
+            std::future::pending().await
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_task_in_flight_at_shutdown_is_dispatched_again_with_the_same_invocation_id() {
+    let h = Harness::new().await;
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    h.engine.register_function_worker(
+        "slow",
+        Arc::new(Recorder {
+            seen: tx,
+            answer: false,
+        }),
+    );
+    let sm = h
+        .machine(
+            "redispatch",
+            json!({"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": format!("{LAMBDA}slow"), "End": true}}}),
+        )
+        .await;
+    let arn = h.start(&sm, json!({})).await;
+    let (first_id, first_attempt) = rx.recv().await.expect("dispatched");
+
+    // The engine stops while the worker still works; the next life serves the task again.
+    let dir = h.dir;
+    h.engine.shutdown().await.expect("shutdown");
+    let mut config = config(dir.path(), &h.clock);
+    config.start_paused = true;
+    let engine = Engine::open(config).await.expect("reopens");
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    engine.register_function_worker(
+        "slow",
+        Arc::new(Recorder {
+            seen: tx,
+            answer: true,
+        }),
+    );
+    engine.start().expect("resumes");
+    let (second_id, second_attempt) = rx.recv().await.expect("dispatched again");
+    assert_eq!(
+        second_id, first_id,
+        "the re-dispatch carries the same invocation id"
+    );
+    assert_eq!(second_attempt, first_attempt);
+    let info = engine.await_execution(&arn).await.unwrap();
+    assert_eq!(info.status, ExecutionStatus::Succeeded, "{info:?}");
+    assert_eq!(output(&info), json!({"ran": "T"}));
+    // One schedule in the history: the second dispatch is the same task, not a new one.
+    let page = engine
+        .get_execution_history(
+            &arn,
+            PageRequest {
+                max_results: 1000,
+                next_token: None,
+            },
+            false,
+        )
+        .await
+        .unwrap();
+    let scheduled = page
+        .items
+        .iter()
+        .filter(|e| e.kind == HistoryEventType::LambdaFunctionScheduled)
+        .count();
+    assert_eq!(scheduled, 1);
+}

@@ -4,7 +4,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use serde_json::json;
-use stepyard_statelang::FixedEnv;
+use stepyard_statelang::{FixedEnv, Scope};
 use stepyard_statelang::intrinsic::{evaluate, parse};
 
 fuzz_target!(|data: &[u8]| {
@@ -13,6 +13,6 @@ fuzz_target!(|data: &[u8]| {
     };
     if let Ok(call) = parse(text) {
         let input = json!({"a": [1, 2, 3], "s": "a,b", "o": {"k": 1}, "n": 5});
-        let _ = evaluate(&call, &input, &json!({}), &mut FixedEnv::default());
+        let _ = evaluate(&call, &input, &Scope::context_only(&json!({})), &mut FixedEnv::default());
     }
 });

@@ -4,7 +4,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use serde_json::json;
-use stepyard_statelang::{FixedEnv, enter, parse};
+use stepyard_statelang::{FixedEnv, Scope, enter, parse};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
@@ -18,7 +18,10 @@ fuzz_target!(|data: &[u8]| {
             json!("s"),
         ] {
             for state in machine.states.values() {
-                let _ = enter(state, &input, &json!({}), &mut env);
+                let context = json!({"State": {"EnteredTime": "2024-01-01T00:00:00Z"}});
+                let mut vars = serde_json::Map::new();
+                vars.insert("v".into(), json!([1, {"k": "x"}]));
+                let _ = enter(state, &input, &Scope::new(&context, &vars), &mut env);
             }
         }
     }
