@@ -534,6 +534,7 @@ impl<'a> Step<'a> {
         if let Some(t) = self.rec.rt.threads.get_mut(&tid) {
             t.vars_bytes = asl::variables_size(&point.vars);
             t.vars = point.vars;
+            t.kept = point.kept;
         }
     }
 
@@ -559,6 +560,7 @@ impl<'a> Step<'a> {
                 retry_counts: Vec::new(),
                 phase: Phase::Ready,
                 vars: Default::default(),
+                kept: Default::default(),
                 vars_bytes: 0,
                 isolated: false,
             },
@@ -668,8 +670,22 @@ impl<'a> Step<'a> {
                 let State::Parallel(p) = state else { return };
                 let started = self.emit_in(tid, E::ParallelStateStarted, || Value::Null);
                 let path = self.rec.rt.threads[&tid].path.clone();
+                // Branches that succeeded before a redrive are not run again.
+                let kept = self
+                    .rec
+                    .rt
+                    .threads
+                    .get_mut(&tid)
+                    .map(|t| std::mem::take(&mut t.kept))
+                    .unwrap_or_default();
+                let mut results = vec![Value::Null; p.branches.len()];
                 let mut children = Vec::with_capacity(p.branches.len());
                 for (i, branch) in p.branches.iter().enumerate() {
+                    if let Some(output) = kept.get(&(i as u32)) {
+                        results[i] = output.clone();
+                        children.push(None);
+                        continue;
+                    }
                     let mut child_path = path.clone();
                     child_path.push((p.name.clone(), i as u32));
                     let child = self.new_thread(
@@ -685,11 +701,11 @@ impl<'a> Step<'a> {
                     children.push(Some(child));
                     self.ready.push_back((child, Run::Enter));
                 }
-                let remaining = children.len() as u32;
+                let remaining = children.iter().filter(|c| c.is_some()).count() as u32;
                 self.set_phase(
                     tid,
                     Phase::Parallel(ParallelPhase {
-                        results: vec![Value::Null; children.len()],
+                        results,
                         children,
                         remaining,
                         last_event: started,
@@ -708,15 +724,32 @@ impl<'a> Step<'a> {
             }) => {
                 let length = items.len();
                 let started = self.emit_in(tid, E::MapStateStarted, || json!({ "length": length }));
+                // Iterations that succeeded before a redrive are not run again.
+                let kept = self
+                    .rec
+                    .rt
+                    .threads
+                    .get_mut(&tid)
+                    .map(|t| std::mem::take(&mut t.kept))
+                    .unwrap_or_default();
+                let mut results = vec![Value::Null; length];
+                let mut done = std::collections::BTreeSet::new();
+                for (i, output) in kept {
+                    if let Some(slot) = results.get_mut(i as usize) {
+                        *slot = output;
+                        done.insert(i);
+                    }
+                }
                 self.set_phase(
                     tid,
                     Phase::Map(MapPhase {
-                        results: vec![Value::Null; length],
+                        results,
                         items,
                         effective_input,
                         next: 0,
                         running: Default::default(),
-                        succeeded: 0,
+                        succeeded: done.len() as u32,
+                        done,
                         failed: 0,
                         max_concurrency,
                         tolerated_percentage: tolerated_failure_percentage,
@@ -797,6 +830,7 @@ impl<'a> Step<'a> {
         }
         self.exit_state(tid, state, &output, &assigned);
         if let Some(t) = self.rec.rt.threads.get_mut(&tid) {
+            t.kept.clear();
             t.state = next;
             t.input = output;
             t.phase = Phase::Ready;
@@ -876,6 +910,8 @@ impl<'a> Step<'a> {
         match asl::on_error(state, &input, &error, &counts, &scope, &mut self.env) {
             ErrorOutcome::Retry { retrier, delay_ms } => {
                 if let Some(t) = self.rec.rt.threads.get_mut(&tid) {
+                    // A retried Parallel or Map runs every branch or iteration again.
+                    t.kept.clear();
                     if t.retry_counts.len() <= retrier {
                         t.retry_counts.resize(retrier + 1, 0);
                     }
@@ -902,6 +938,7 @@ impl<'a> Step<'a> {
                     return;
                 }
                 if let Some(t) = self.rec.rt.threads.get_mut(&tid) {
+                    t.kept.clear();
                     t.state = next;
                     t.input = output;
                     t.phase = Phase::Ready;
@@ -964,6 +1001,7 @@ impl<'a> Step<'a> {
                             mp.results[slot as usize] = output;
                             mp.running.remove(&slot);
                             mp.succeeded += 1;
+                            mp.done.insert(slot);
                             mp.last_event = id;
                         }
                         self.map_progress(p);
@@ -999,6 +1037,15 @@ impl<'a> Step<'a> {
                 && (mp.max_concurrency == 0 || (mp.running.len() as u32) < mp.max_concurrency)
             {
                 let index = mp.next;
+                if mp.done.contains(&index) {
+                    // Kept from before a redrive: it is not run again.
+                    if let Some(Phase::Map(mp)) =
+                        self.rec.rt.threads.get_mut(&p).map(|t| &mut t.phase)
+                    {
+                        mp.next += 1;
+                    }
+                    continue;
+                }
                 self.launch_iteration(p, index);
                 continue;
             }
@@ -1089,6 +1136,7 @@ impl<'a> Step<'a> {
                     state: t.state.clone(),
                     input: t.input.clone(),
                     vars: t.vars.clone(),
+                    kept: t.kept.clone(),
                 });
                 let last = t.last_event;
                 self.rec.rt.threads.remove(&tid);
@@ -1114,12 +1162,19 @@ impl<'a> Step<'a> {
                     .unwrap_or_default();
                 let states_error = StatesError::new(ErrorName::from(error.as_str()), cause.clone());
                 match self.rec.rt.threads.get(&p).map(|t| &t.phase) {
-                    Some(Phase::Parallel(_)) => {
+                    Some(Phase::Parallel(pp)) => {
+                        let mut kept = BTreeMap::new();
+                        for (i, child) in pp.children.iter().enumerate() {
+                            if child.is_none() {
+                                kept.insert(i as u32, pp.results[i].clone());
+                            }
+                        }
                         self.abort_children(p);
                         let id = self.emit(last, E::ParallelStateFailed, || Value::Null);
                         if let Some(t) = self.rec.rt.threads.get_mut(&p) {
                             t.last_event = id;
                             t.phase = Phase::Ready;
+                            t.kept = kept;
                         }
                         self.state_error(p, states_error);
                     }
@@ -1150,11 +1205,19 @@ impl<'a> Step<'a> {
                             None => true,
                         };
                         if over_count && over_pct {
+                            let kept = self
+                                .rec
+                                .rt
+                                .threads
+                                .get(&p)
+                                .map(|t| succeeded_children(&t.phase))
+                                .unwrap_or_default();
                             self.abort_children(p);
                             let id = self.emit(id, E::MapStateFailed, || Value::Null);
                             if let Some(t) = self.rec.rt.threads.get_mut(&p) {
                                 t.last_event = id;
                                 t.phase = Phase::Ready;
+                                t.kept = kept;
                             }
                             let err = if thresholds {
                                 StatesError::new(
@@ -1272,12 +1335,16 @@ impl<'a> Step<'a> {
             .threads
             .iter()
             .find(|(_, t)| t.parent.is_none())
-            .map(|(id, t)| (*id, t.state.clone(), t.input.clone(), t.vars.clone()))
+            .map(|(id, t)| {
+                let kept = succeeded_children(&t.phase);
+                (*id, t.state.clone(), t.input.clone(), t.vars.clone(), kept)
+            })
         {
             self.rec.rt.redrive_from = Some(RedrivePoint {
                 state: root.1,
                 input: root.2,
                 vars: root.3,
+                kept: root.4,
             });
             self.abort_thread(root.0, true);
         }
@@ -1677,6 +1744,25 @@ fn with_request_id(mut details: Value, request_id: Option<String>) -> Value {
         details["requestId"] = json!(id);
     }
     details
+}
+
+/// The outputs of a Parallel's finished branches or a Map's succeeded iterations, by index.
+fn succeeded_children(phase: &Phase) -> BTreeMap<u32, Value> {
+    match phase {
+        Phase::Parallel(pp) => pp
+            .children
+            .iter()
+            .enumerate()
+            .filter(|(_, child)| child.is_none())
+            .map(|(i, _)| (i as u32, pp.results[i].clone()))
+            .collect(),
+        Phase::Map(mp) => mp
+            .done
+            .iter()
+            .map(|i| (*i, mp.results[*i as usize].clone()))
+            .collect(),
+        _ => BTreeMap::new(),
+    }
 }
 
 #[cfg(test)]

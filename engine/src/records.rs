@@ -81,6 +81,10 @@ pub(crate) struct RedrivePoint {
     /// The top-level variables when the execution stopped.
     #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
     pub vars: serde_json::Map<String, Value>,
+    /// When the state was a Parallel or Map: the outputs of the branches or iterations that
+    /// had succeeded, by index. A redrive runs only the others.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub kept: BTreeMap<u32, Value>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -128,6 +132,10 @@ pub(crate) struct Thread {
     /// The variables of this thread's scope (workflow variables, `Assign`).
     #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
     pub vars: serde_json::Map<String, Value>,
+    /// A failed Parallel or Map state's succeeded branches or iterations (index → output),
+    /// until the state is left; on a redrive, the ones not to run again.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub kept: BTreeMap<u32, Value>,
     /// The serialized size of `vars`, kept as they change (the 10 MiB limit).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub vars_bytes: usize,
@@ -213,6 +221,9 @@ pub(crate) struct MapPhase {
     pub tolerated_percentage: Option<f64>,
     pub tolerated_count: Option<u64>,
     pub last_event: u64,
+    /// Indexes of the iterations that succeeded (or were kept from before a redrive).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeSet::is_empty")]
+    pub done: std::collections::BTreeSet<u32>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

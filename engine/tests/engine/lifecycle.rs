@@ -1,6 +1,7 @@
 //! Execution lifecycle: idempotent start, stop, execution timeout, redrive, listing, updates,
 //! express, restart.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -533,4 +534,105 @@ async fn an_input_over_256_kib_is_refused_and_nothing_starts() {
         .await
         .unwrap();
     assert!(listed.items.is_empty());
+}
+
+#[tokio::test]
+async fn redrive_of_a_failed_map_or_parallel_reruns_only_what_did_not_succeed() {
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+    let h = Harness::new().await;
+    let calls: Arc<Mutex<HashMap<String, u32>>> = Arc::default();
+    let broken = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    {
+        let (calls, broken) = (calls.clone(), broken.clone());
+        h.engine.register_function("item", move |input: Value| {
+            let (calls, broken) = (calls.clone(), broken.clone());
+            async move {
+                let key = input.to_string();
+                *calls.lock().unwrap().entry(key.clone()).or_default() += 1;
+                if key.contains("bad") && broken.load(std::sync::atomic::Ordering::SeqCst) {
+                    return Err(TaskError::new("Broken", key));
+                }
+                Ok(json!({"done": input}))
+            }
+        });
+    }
+    let lambda = "arn:aws:lambda:us-east-1:123456789012:function:item";
+    let sm = h
+        .machine(
+            "redrive-partial",
+            json!({"StartAt": "Each", "States": {
+                "Each": {"Type": "Map", "MaxConcurrency": 1, "Next": "Both",
+                         "ItemProcessor": {"StartAt": "Work", "States": {
+                             "Work": {"Type": "Task", "Resource": lambda, "End": true}}}},
+                "Both": {"Type": "Parallel", "End": true, "Branches": [
+                    {"StartAt": "L", "States": {"L": {"Type": "Task", "Resource": lambda, "Parameters": {"side": "left"}, "End": true}}},
+                    {"StartAt": "R", "States": {"R": {"Type": "Task", "Resource": lambda, "Parameters": {"side": "bad-right"}, "End": true}}}]}
+            }}),
+        )
+        .await;
+    let count = |k: &str| calls.lock().unwrap().get(k).copied().unwrap_or(0);
+
+    // The Map: the second item fails, the third never starts.
+    let info = h.run(&sm, json!(["a", "bad-b", "c"])).await;
+    assert_eq!(info.status, ExecutionStatus::Failed, "{info:?}");
+    assert_eq!(
+        (count("\"a\""), count("\"bad-b\""), count("\"c\"")),
+        (1, 1, 0)
+    );
+    broken.store(false, std::sync::atomic::Ordering::SeqCst);
+    h.engine
+        .redrive_execution(&info.execution_arn)
+        .await
+        .unwrap();
+    let info = h.engine.await_execution(&info.execution_arn).await.unwrap();
+    assert_eq!(info.status, ExecutionStatus::Succeeded, "{info:?}");
+    // "a" succeeded before the redrive: not run again; its output is kept in place.
+    assert_eq!(
+        (count("\"a\""), count("\"bad-b\""), count("\"c\"")),
+        (1, 2, 1)
+    );
+    assert_eq!(
+        output(&info),
+        json!([{"done": {"side": "left"}}, {"done": {"side": "bad-right"}}])
+    );
+    let events = h.history(&info.execution_arn).await;
+    let started: Vec<u64> = events
+        .iter()
+        .filter(|e| e.kind == HistoryEventType::MapIterationStarted)
+        .map(|e| {
+            e.to_aws_json()["mapIterationStartedEventDetails"]["index"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(
+        started,
+        [0, 1, 1, 2],
+        "after the redrive only items 1 and 2 start"
+    );
+
+    // The Parallel: the right branch fails; the redrive reruns it alone.
+    broken.store(true, std::sync::atomic::Ordering::SeqCst);
+    let info = h.run(&sm, json!([])).await;
+    assert_eq!(info.status, ExecutionStatus::Failed, "{info:?}");
+    let left = count("{\"side\":\"left\"}");
+    let right = count("{\"side\":\"bad-right\"}");
+    broken.store(false, std::sync::atomic::Ordering::SeqCst);
+    h.engine
+        .redrive_execution(&info.execution_arn)
+        .await
+        .unwrap();
+    let info = h.engine.await_execution(&info.execution_arn).await.unwrap();
+    assert_eq!(info.status, ExecutionStatus::Succeeded, "{info:?}");
+    assert_eq!(
+        count("{\"side\":\"left\"}"),
+        left,
+        "the left branch is not run again"
+    );
+    assert_eq!(count("{\"side\":\"bad-right\"}"), right + 1);
+    assert_eq!(
+        output(&info),
+        json!([{"done": {"side": "left"}}, {"done": {"side": "bad-right"}}])
+    );
 }
