@@ -77,8 +77,10 @@ impl Expr {
         if inner.is_empty() {
             return Err("the JSONata expression is empty".into());
         }
-        let ast = jsonata_core::parser::parse(inner)
-            .map_err(|e| format!("the JSONata expression '{inner}' is not valid: {e}"))?;
+        let parsed = std::panic::catch_unwind(|| jsonata_core::parser::parse(inner))
+            .map_err(|_| format!("the JSONata expression '{inner}' could not be parsed"))?;
+        let ast =
+            parsed.map_err(|e| format!("the JSONata expression '{inner}' is not valid: {e}"))?;
         let names = mentioned_names(inner);
         Ok(Expr {
             source: inner.to_owned(),
@@ -125,9 +127,15 @@ impl Expr {
     }
 
     fn run(&self, evaluator: &mut Evaluator) -> Result<Option<Value>, StatesError> {
-        let result = evaluator
-            .evaluate(&self.ast, &JValue::Null)
-            .map_err(|e| self.error(&describe(&e)))?;
+        // A bug in the library (fuzzing found arithmetic overflows in debug builds) must
+        // fail the state, not the engine.
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            evaluator.evaluate(&self.ast, &JValue::Null)
+        }));
+        let result = match outcome {
+            Ok(result) => result.map_err(|e| self.error(&describe(&e)))?,
+            Err(_) => return Err(self.error("could not be evaluated (the JSONata engine failed)")),
+        };
         from_jvalue(&result).map_err(|why| self.error(&why))
     }
 
@@ -750,6 +758,21 @@ mod tests {
             eval("{% $states.input.nothing %}", json!({}), &vars).unwrap(),
             None
         );
+    }
+
+    #[test]
+    fn a_range_too_large_is_an_error_not_a_crash() {
+        // Found by fuzzing: the library's size check overflowed in debug builds.
+        let vars = Map::new();
+        let e = eval(
+            "{% [0..333333333333333333333333333333333333] %}",
+            json!({}),
+            &vars,
+        )
+        .unwrap_err();
+        assert_eq!(e.error, ErrorName::QueryEvaluationError);
+        let e = eval("{% [0..100000000] %}", json!({}), &vars).unwrap_err();
+        assert!(e.cause.contains("D2014"), "{}", e.cause);
     }
 
     #[test]
