@@ -681,6 +681,11 @@ impl Engine {
             .push(tx);
         let info = self.describe_execution(execution_arn).await?;
         if info.status.is_closed() {
+            // The store shows a write before it is flushed: make sure the end we read is on
+            // disk, so "it ended" survives a crash right after this returns.
+            if !arn::is_express_execution(execution_arn) {
+                self.inner.store.flush().await?;
+            }
             return Ok(info);
         }
         let _ = rx.await;
