@@ -116,8 +116,10 @@ pub struct PollParams {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"task_token": "AQB8AAAAKgAAAAMAAAAAAAAAAf3Xv0c2", "input": {"pull_request": 42}}))]
 pub struct ActivityTask {
     /// Answer with `/v1/task-tokens/success` or `/failure`.
+    #[schema(example = "AQB8AAAAKgAAAAMAAAAAAAAAAf3Xv0c2")]
     pub task_token: String,
     /// Any JSON value: the Task state's effective input.
     #[schema(value_type = serde_json::Value)]

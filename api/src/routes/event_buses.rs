@@ -177,6 +177,7 @@ pub struct PutEventsBody {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct PutEventsResultEntry {
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = "0b5f1c1e-8f0a-4c51-a0c3-2b5d43a1e9f7")]
     pub event_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error_code: Option<String>,
@@ -186,6 +187,7 @@ pub struct PutEventsResultEntry {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct PutEventsResult {
+    #[schema(example = 0)]
     pub failed_entry_count: usize,
     pub entries: Vec<PutEventsResultEntry>,
 }
@@ -293,6 +295,7 @@ pub struct RuleList {
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"event_pattern": {"source": ["github"], "detail-type": ["pull_request.opened"]}, "state": "ENABLED"}))]
 pub struct RuleBody {
     /// An EventBridge event pattern (a JSON object).
     #[schema(value_type = Option<Object>)]
@@ -300,6 +303,7 @@ pub struct RuleBody {
     /// `rate(5 minutes)`, `cron(0 12 * * ? *)` or `at(2026-12-24T18:00:00)` (default bus only).
     pub schedule_expression: Option<String>,
     /// `ENABLED` (default) or `DISABLED`.
+    #[schema(example = "ENABLED")]
     pub state: Option<String>,
     pub description: Option<String>,
 }
@@ -558,6 +562,7 @@ pub struct TargetFailure {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct PutTargetsResult {
     /// Targets that were not taken (the others were).
+    #[schema(example = json!([]))]
     pub failed: Vec<TargetFailure>,
 }
 
@@ -637,6 +642,7 @@ pub async fn remove_target(
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"event_pattern": {"source": ["github"]}, "event": {"id": "1", "source": "github", "detail-type": "pull_request.opened", "account": "123456789012", "region": "us-east-1", "time": "2026-11-22T06:00:00Z", "resources": [], "detail": {}}}))]
 pub struct TestPatternBody {
     #[schema(value_type = Object)]
     pub event_pattern: Value,
@@ -647,6 +653,7 @@ pub struct TestPatternBody {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TestPatternResult {
+    #[schema(example = true)]
     pub matches: bool,
 }
 
@@ -679,6 +686,7 @@ pub async fn test_pattern(
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Archive {
+    #[schema(example = "all-events")]
     pub name: String,
     pub arn: String,
     pub event_bus_arn: String,
@@ -686,6 +694,7 @@ pub struct Archive {
     #[schema(value_type = Option<Object>)]
     pub event_pattern: Option<Value>,
     /// 0 keeps events forever.
+    #[schema(example = 30)]
     pub retention_days: u32,
     pub event_count: u64,
     pub size_bytes: u64,
@@ -797,6 +806,7 @@ pub async fn delete_archive(
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Replay {
+    #[schema(example = "replay-1")]
     pub name: String,
     pub arn: String,
     pub archive_arn: String,
@@ -804,6 +814,7 @@ pub struct Replay {
     /// Only these rules see the replayed events (all when empty).
     pub rule_arns: Vec<String>,
     /// `STARTING`, `RUNNING`, `CANCELLING`, `COMPLETED`, `CANCELLED` or `FAILED`.
+    #[schema(example = "COMPLETED")]
     pub state: String,
     pub start_time: String,
     pub end_time: String,
@@ -841,12 +852,16 @@ pub struct ReplayList {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StartReplayBody {
+    #[schema(example = "replay-1")]
     pub name: String,
     /// The archive's name.
+    #[schema(example = "all-events")]
     pub archive: String,
     /// RFC 3339: events archived from this time...
+    #[schema(example = "2026-11-22T06:00:00Z")]
     pub start_time: String,
     /// ...until this one (exclusive).
+    #[schema(example = "2026-11-22T07:00:00Z")]
     pub end_time: String,
     /// Only these rules (ARNs) see the replayed events.
     #[serde(default)]
@@ -947,11 +962,13 @@ pub struct BusDeadLetter {
     #[schema(value_type = Object)]
     pub event: Value,
     pub rule_arn: String,
+    #[schema(example = "start-scan")]
     pub target_id: String,
     pub target_arn: String,
     /// The input the target was to receive.
     pub input: String,
     /// `RETRY_ATTEMPTS_EXHAUSTED`, `MAXIMUM_EVENT_AGE_EXCEEDED`, `SDK_CLIENT_ERROR`, ...
+    #[schema(example = "StateMachineDoesNotExist")]
     pub error_code: String,
     pub error_message: String,
     pub attempts: u32,
@@ -1030,7 +1047,8 @@ fn github_signature_ok(secret: &str, body: &[u8], header: Option<&str>) -> bool 
 /// the payload as `detail`. The signature is checked first; a bad one publishes nothing.
 #[utoipa::path(post, path = "/v1/webhooks/github/{bus}", tag = "event bus",
     params(("bus" = String, Path, description = "Bus the event goes to")),
-    request_body(content = Object, description = "GitHub's webhook payload", content_type = "application/json"),
+    request_body(content = Object, description = "GitHub's webhook payload", content_type = "application/json",
+        example = json!({"action": "opened", "number": 42, "pull_request": {"number": 42, "title": "Add a scanner"}, "repository": {"full_name": "acme/app"}})),
     responses(
         (status = 202, description = "Published", body = PutEventsResultEntry),
         (status = 400, description = "Not a JSON object, or no X-GitHub-Event", body = ErrorBody),

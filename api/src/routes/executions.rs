@@ -26,6 +26,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
 
 #[derive(Debug, Deserialize, ToSchema, Default)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"name": "run-1", "input": {"who": "world"}}))]
 pub struct StartExecutionBody {
     /// Unique per state machine; a repeat with the same input returns the same execution.
     /// Generated when absent.
@@ -34,7 +35,7 @@ pub struct StartExecutionBody {
     pub name: Option<String>,
     /// The execution's input (any JSON; default `{}`).
     #[serde(default)]
-    #[schema(value_type = Object, example = json!({"who": "world"}))]
+    #[schema(value_type = Object)]
     pub input: Option<Value>,
 }
 
@@ -50,7 +51,9 @@ impl StartExecutionBody {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Started {
+    #[schema(example = "arn:aws:states:us-east-1:123456789012:execution:hello:run-1")]
     pub arn: String,
+    #[schema(example = "2026-11-22T06:00:00.000Z")]
     pub started_at: String,
 }
 
@@ -199,13 +202,16 @@ pub async fn get_execution(
 #[serde(deny_unknown_fields)]
 pub struct StopBody {
     #[serde(default)]
+    #[schema(example = "Cancelled")]
     pub error: Option<String>,
     #[serde(default)]
+    #[schema(example = "stopped by an operator")]
     pub cause: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Stopped {
+    #[schema(example = "2026-11-22T06:00:05.000Z")]
     pub stopped_at: String,
 }
 
@@ -242,6 +248,7 @@ pub async fn stop_execution(
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Redriven {
+    #[schema(example = "2026-11-22T06:10:00.000Z")]
     pub redriven_at: String,
 }
 

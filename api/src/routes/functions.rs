@@ -237,6 +237,7 @@ pub enum InvocationType {
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"payload": {"pull_request": 42}}))]
 pub struct InvokeBody {
     /// The event handed to the handler (default `{}`).
     #[schema(value_type = Object)]
@@ -259,7 +260,9 @@ pub struct FunctionErrorView {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"request_id": "8e0c6c4a-1d2b-4f7e-9a55-6b1f0d3c2e10", "executed_version": "1", "payload": {"files": 3}, "logs_url": "/v1/functions/parse-pr/invocations/8e0c6c4a-1d2b-4f7e-9a55-6b1f0d3c2e10/logs"}))]
 pub struct InvokeResult {
+    #[schema(example = "8e0c6c4a-1d2b-4f7e-9a55-6b1f0d3c2e10")]
     pub request_id: String,
     pub executed_version: String,
     /// The handler's result; `null` when it failed.
@@ -273,6 +276,7 @@ pub struct InvokeResult {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct InvokeAccepted {
+    #[schema(example = "8e0c6c4a-1d2b-4f7e-9a55-6b1f0d3c2e10")]
     pub request_id: String,
     pub logs_url: String,
 }
@@ -281,7 +285,9 @@ pub struct InvokeAccepted {
 /// `START`/`END`/`REPORT` lines).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct InvocationLogView {
+    #[schema(example = "8e0c6c4a-1d2b-4f7e-9a55-6b1f0d3c2e10")]
     pub request_id: String,
+    #[schema(example = "parse-pr")]
     pub function: String,
     pub started_at: String,
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -283,7 +283,7 @@ pub async fn stop_task(
     tag = "containers",
     params(("id" = String, Path, description = "The task id")),
     responses(
-        (status = 200, description = "The logs", body = String, content_type = "text/plain"),
+        (status = 200, description = "The logs", body = String, content_type = "text/plain", example = json!("scanning 3 files\nno findings\n")),
         (status = 404, description = "No such task", body = ErrorBody),
     )
 )]

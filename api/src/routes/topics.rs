@@ -220,6 +220,7 @@ impl From<DeliveryPolicy> for DeliveryPolicyBody {
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"protocol": "http", "endpoint": "http://127.0.0.1:9000/hook", "filter_policy": {"severity": ["high", "critical"]}}))]
 pub struct SubscribeBody {
     pub protocol: SubscriptionProtocol,
     /// A URL (loopback or an allowed host), a mail address, a function name or ARN, an event
@@ -227,7 +228,7 @@ pub struct SubscribeBody {
     #[schema(example = "http://127.0.0.1:9000/hook")]
     pub endpoint: String,
     /// An SNS filter policy on the message attributes.
-    #[schema(value_type = Option<Object>, example = json!({"severity": ["high", "critical"]}))]
+    #[schema(value_type = Option<Object>)]
     pub filter_policy: Option<Value>,
     /// The protocol's default when absent (HTTP/S: 3 retries 20 s apart).
     pub delivery_policy: Option<DeliveryPolicyBody>,
@@ -306,6 +307,7 @@ pub struct PublishBody {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Published {
+    #[schema(example = "3f2a9c7e-5b1d-4e8a-9c6f-0d7b2e4a1c53")]
     pub message_id: String,
 }
 
@@ -315,6 +317,7 @@ pub struct DeadLetter {
     /// The delivery's id (pass it to the redrive to pick it).
     pub id: String,
     pub message_id: String,
+    #[schema(example = "scan-findings")]
     pub topic_name: String,
     pub topic_arn: String,
     pub subscription_id: String,
@@ -322,6 +325,7 @@ pub struct DeadLetter {
     pub endpoint: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub subject: Option<String>,
+    #[schema(example = "3 findings in pull request 42")]
     pub message: String,
     pub attempts: u32,
     /// Why the last attempt failed.
@@ -361,12 +365,14 @@ pub struct DeadLetterList {
 #[serde(deny_unknown_fields)]
 pub struct RedriveBody {
     /// Only these dead letters (ids); all of the topic's when absent.
+    #[schema(example = json!(["3f2a9c7e-5b1d-4e8a-9c6f-0d7b2e4a1c53"]))]
     pub ids: Option<Vec<String>>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct DeadLettersRedriven {
     /// How many dead letters went back to the pending deliveries.
+    #[schema(example = 1)]
     pub redriven: usize,
 }
 
