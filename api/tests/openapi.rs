@@ -100,7 +100,10 @@ fn every_request_body_and_success_response_has_an_example() {
             }
         }
     }
-    assert!(checked > 50, "only {checked} bodies found: is the walk broken?");
+    assert!(
+        checked > 50,
+        "only {checked} bodies found: is the walk broken?"
+    );
     assert!(
         missing.is_empty(),
         "no example anywhere in these schemas (add `#[schema(example = ...)]`):\n{}",

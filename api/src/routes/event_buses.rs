@@ -3,7 +3,7 @@
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
@@ -15,7 +15,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::wire::{PageParams, rfc3339};
-use crate::error::{ApiError, ApiJson, ApiResult, ErrorBody};
+use crate::error::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult, ErrorBody};
 use crate::state::AppState;
 
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -111,7 +111,7 @@ pub async fn create_bus(
     responses((status = 200, description = "One page", body = EventBusList)))]
 pub async fn list_buses(
     State(state): State<AppState>,
-    Query(params): Query<PageParams>,
+    ApiQuery(params): ApiQuery<PageParams>,
 ) -> ApiResult<Json<EventBusList>> {
     let page = state.bus().list_event_buses(None, params.page())?;
     Ok(Json(EventBusList {
@@ -129,7 +129,7 @@ pub async fn list_buses(
     ))]
 pub async fn get_bus(
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> ApiResult<Json<EventBus>> {
     Ok(Json(state.bus().describe_event_bus(&name)?.into()))
 }
@@ -143,7 +143,7 @@ pub async fn get_bus(
     ))]
 pub async fn delete_bus(
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> ApiResult<StatusCode> {
     state.bus().delete_event_bus(&name).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -204,7 +204,7 @@ pub struct PutEventsResult {
     ))]
 pub async fn put_events(
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
     ApiJson(body): ApiJson<PutEventsBody>,
 ) -> ApiResult<Json<PutEventsResult>> {
     let mut entries = Vec::with_capacity(body.entries.len());
@@ -317,8 +317,8 @@ pub struct RuleBody {
     ))]
 pub async fn list_rules(
     State(state): State<AppState>,
-    Path(name): Path<String>,
-    Query(params): Query<PageParams>,
+    ApiPath(name): ApiPath<String>,
+    ApiQuery(params): ApiQuery<PageParams>,
 ) -> ApiResult<Json<RuleList>> {
     let page = state.bus().list_rules(Some(&name), None, params.page())?;
     Ok(Json(RuleList {
@@ -338,7 +338,7 @@ pub async fn list_rules(
     ))]
 pub async fn put_rule(
     State(state): State<AppState>,
-    Path((bus_name, rule)): Path<(String, String)>,
+    ApiPath((bus_name, rule)): ApiPath<(String, String)>,
     ApiJson(body): ApiJson<RuleBody>,
 ) -> ApiResult<Json<Rule>> {
     let rule_state = match body.state.as_deref() {
@@ -392,7 +392,7 @@ pub async fn put_rule(
     ))]
 pub async fn get_rule(
     State(state): State<AppState>,
-    Path((bus_name, rule)): Path<(String, String)>,
+    ApiPath((bus_name, rule)): ApiPath<(String, String)>,
 ) -> ApiResult<Json<Rule>> {
     Ok(Json(
         state.bus().describe_rule(Some(&bus_name), &rule)?.into(),
@@ -415,8 +415,8 @@ pub struct DeleteRuleParams {
     ))]
 pub async fn delete_rule(
     State(state): State<AppState>,
-    Path((bus_name, rule)): Path<(String, String)>,
-    Query(params): Query<DeleteRuleParams>,
+    ApiPath((bus_name, rule)): ApiPath<(String, String)>,
+    ApiQuery(params): ApiQuery<DeleteRuleParams>,
 ) -> ApiResult<StatusCode> {
     state
         .bus()
@@ -434,7 +434,7 @@ pub async fn delete_rule(
     ))]
 pub async fn enable_rule(
     State(state): State<AppState>,
-    Path((bus_name, rule)): Path<(String, String)>,
+    ApiPath((bus_name, rule)): ApiPath<(String, String)>,
 ) -> ApiResult<StatusCode> {
     state.bus().enable_rule(Some(&bus_name), &rule).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -449,7 +449,7 @@ pub async fn enable_rule(
     ))]
 pub async fn disable_rule(
     State(state): State<AppState>,
-    Path((bus_name, rule)): Path<(String, String)>,
+    ApiPath((bus_name, rule)): ApiPath<(String, String)>,
 ) -> ApiResult<StatusCode> {
     state.bus().disable_rule(Some(&bus_name), &rule).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -582,7 +582,7 @@ pub struct TargetList {
     ))]
 pub async fn put_targets(
     State(state): State<AppState>,
-    Path((bus_name, rule)): Path<(String, String)>,
+    ApiPath((bus_name, rule)): ApiPath<(String, String)>,
     ApiJson(body): ApiJson<PutTargetsBody>,
 ) -> ApiResult<Json<PutTargetsResult>> {
     let targets = body.targets.into_iter().map(Into::into).collect();
@@ -611,7 +611,7 @@ pub async fn put_targets(
     ))]
 pub async fn list_targets(
     State(state): State<AppState>,
-    Path((bus_name, rule)): Path<(String, String)>,
+    ApiPath((bus_name, rule)): ApiPath<(String, String)>,
 ) -> ApiResult<Json<TargetList>> {
     let targets = state.bus().list_targets_by_rule(Some(&bus_name), &rule)?;
     Ok(Json(TargetList {
@@ -628,7 +628,7 @@ pub async fn list_targets(
     ))]
 pub async fn remove_target(
     State(state): State<AppState>,
-    Path((bus_name, rule, id)): Path<(String, String, String)>,
+    ApiPath((bus_name, rule, id)): ApiPath<(String, String, String)>,
 ) -> ApiResult<StatusCode> {
     let failed = state
         .bus()
@@ -766,7 +766,7 @@ pub async fn create_archive(
     responses((status = 200, description = "One page", body = ArchiveList)))]
 pub async fn list_archives(
     State(state): State<AppState>,
-    Query(params): Query<PageParams>,
+    ApiQuery(params): ApiQuery<PageParams>,
 ) -> ApiResult<Json<ArchiveList>> {
     let page = state.bus().list_archives(params.page())?;
     Ok(Json(ArchiveList {
@@ -784,7 +784,7 @@ pub async fn list_archives(
     ))]
 pub async fn get_archive(
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> ApiResult<Json<Archive>> {
     Ok(Json(state.bus().describe_archive(&name)?.into()))
 }
@@ -798,7 +798,7 @@ pub async fn get_archive(
     ))]
 pub async fn delete_archive(
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> ApiResult<StatusCode> {
     state.bus().delete_archive(&name).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -916,7 +916,7 @@ pub async fn start_replay(
     responses((status = 200, description = "One page", body = ReplayList)))]
 pub async fn list_replays(
     State(state): State<AppState>,
-    Query(params): Query<PageParams>,
+    ApiQuery(params): ApiQuery<PageParams>,
 ) -> ApiResult<Json<ReplayList>> {
     let page = state.bus().list_replays(params.page())?;
     Ok(Json(ReplayList {
@@ -934,7 +934,7 @@ pub async fn list_replays(
     ))]
 pub async fn get_replay(
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> ApiResult<Json<Replay>> {
     Ok(Json(state.bus().describe_replay(&name)?.into()))
 }
@@ -949,7 +949,7 @@ pub async fn get_replay(
     ))]
 pub async fn cancel_replay(
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> ApiResult<Json<Replay>> {
     Ok(Json(state.bus().cancel_replay(&name).await?.into()))
 }
@@ -987,7 +987,7 @@ pub struct BusDeadLetterList {
     responses((status = 200, description = "One page", body = BusDeadLetterList)))]
 pub async fn list_dead_letters(
     State(state): State<AppState>,
-    Query(params): Query<PageParams>,
+    ApiQuery(params): ApiQuery<PageParams>,
 ) -> ApiResult<Json<BusDeadLetterList>> {
     let page = state.bus().list_dead_letters(params.page())?;
     Ok(Json(BusDeadLetterList {
@@ -1020,7 +1020,7 @@ pub async fn list_dead_letters(
     ))]
 pub async fn redrive_dead_letter(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<StatusCode> {
     state.bus().redrive_dead_letter(&id).await?;
     Ok(StatusCode::ACCEPTED)
@@ -1057,7 +1057,7 @@ fn github_signature_ok(secret: &str, body: &[u8], header: Option<&str>) -> bool 
     ))]
 pub async fn github_webhook(
     State(state): State<AppState>,
-    Path(bus_name): Path<String>,
+    ApiPath(bus_name): ApiPath<String>,
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<(StatusCode, Json<PutEventsResultEntry>)> {

@@ -1,7 +1,7 @@
 //! Executions of a state machine: start (durable or synchronous), get, list, stop, redrive, history.
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -11,7 +11,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::wire::{Execution, ExecutionList, History, PageParams, rfc3339};
-use crate::error::{ApiError, ApiJson, ApiResult, ErrorBody};
+use crate::error::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult, ErrorBody};
 use crate::state::AppState;
 
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -74,7 +74,7 @@ pub struct Started {
 )]
 pub async fn start_execution(
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
     body: Option<ApiJson<StartExecutionBody>>,
 ) -> ApiResult<(StatusCode, Json<Started>)> {
     let body = body.map(|ApiJson(body)| body).unwrap_or_default();
@@ -107,7 +107,7 @@ pub async fn start_execution(
 )]
 pub async fn start_sync_execution(
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
     body: Option<ApiJson<StartExecutionBody>>,
 ) -> ApiResult<Json<Execution>> {
     let body = body.map(|ApiJson(body)| body).unwrap_or_default();
@@ -142,8 +142,8 @@ pub struct ListParams {
 )]
 pub async fn list_executions(
     State(state): State<AppState>,
-    Path(name): Path<String>,
-    Query(params): Query<ListParams>,
+    ApiPath(name): ApiPath<String>,
+    ApiQuery(params): ApiQuery<ListParams>,
 ) -> ApiResult<Json<ExecutionList>> {
     let status = match params.status.as_deref() {
         None | Some("") => None,
@@ -192,7 +192,7 @@ pub async fn list_executions(
 )]
 pub async fn get_execution(
     State(state): State<AppState>,
-    Path((name, execution)): Path<(String, String)>,
+    ApiPath((name, execution)): ApiPath<(String, String)>,
 ) -> ApiResult<Json<Execution>> {
     let arn = state.execution_arn(&name, &execution);
     Ok(Json(state.engine().describe_execution(&arn).await?.into()))
@@ -232,7 +232,7 @@ pub struct Stopped {
 )]
 pub async fn stop_execution(
     State(state): State<AppState>,
-    Path((name, execution)): Path<(String, String)>,
+    ApiPath((name, execution)): ApiPath<(String, String)>,
     body: Option<ApiJson<StopBody>>,
 ) -> ApiResult<Json<Stopped>> {
     let body = body.map(|ApiJson(body)| body).unwrap_or_default();
@@ -269,7 +269,7 @@ pub struct Redriven {
 )]
 pub async fn redrive_execution(
     State(state): State<AppState>,
-    Path((name, execution)): Path<(String, String)>,
+    ApiPath((name, execution)): ApiPath<(String, String)>,
 ) -> ApiResult<Json<Redriven>> {
     let arn = state.execution_arn(&name, &execution);
     let date = state.engine().redrive_execution(&arn).await?;
@@ -306,8 +306,8 @@ pub struct HistoryParams {
 )]
 pub async fn get_history(
     State(state): State<AppState>,
-    Path((name, execution)): Path<(String, String)>,
-    Query(params): Query<HistoryParams>,
+    ApiPath((name, execution)): ApiPath<(String, String)>,
+    ApiQuery(params): ApiQuery<HistoryParams>,
 ) -> ApiResult<Json<History>> {
     let arn = state.execution_arn(&name, &execution);
     let page = PageParams {

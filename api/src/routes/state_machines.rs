@@ -1,7 +1,7 @@
 //! `/v1/state-machines`: create, list, get, update, delete, and the versions (revisions).
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::Value;
@@ -13,7 +13,7 @@ use utoipa_axum::routes;
 use super::wire::{
     PageParams, StateMachine, StateMachineList, StateMachineVersion, StateMachineVersionList,
 };
-use crate::error::{ApiError, ApiJson, ApiResult, ErrorBody};
+use crate::error::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult, ErrorBody};
 use crate::state::AppState;
 
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -121,7 +121,7 @@ pub async fn create_state_machine(
 )]
 pub async fn list_state_machines(
     State(state): State<AppState>,
-    Query(params): Query<PageParams>,
+    ApiQuery(params): ApiQuery<PageParams>,
 ) -> ApiResult<Json<StateMachineList>> {
     let page = state.engine().list_state_machines(params.page()).await?;
     Ok(Json(StateMachineList {
@@ -143,7 +143,7 @@ pub async fn list_state_machines(
 )]
 pub async fn get_state_machine(
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> ApiResult<Json<StateMachine>> {
     let arn = state.state_machine_arn(&name);
     Ok(Json(
@@ -175,7 +175,7 @@ pub struct UpdateStateMachineBody {
 )]
 pub async fn update_state_machine(
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
     ApiJson(body): ApiJson<UpdateStateMachineBody>,
 ) -> ApiResult<Json<StateMachine>> {
     let arn = state.state_machine_arn(&name);
@@ -194,13 +194,12 @@ pub async fn update_state_machine(
     tag = "state machines",
     params(("name" = String, Path, description = "State machine name")),
     responses(
-        (status = 204, description = "Deleted"),
-        (status = 404, description = "No such state machine", body = ErrorBody),
+        (status = 204, description = "Deleted, or there was no such state machine: deleting is idempotent, as in AWS"),
     )
 )]
 pub async fn delete_state_machine(
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> ApiResult<StatusCode> {
     let arn = state.state_machine_arn(&name);
     state.engine().delete_state_machine(&arn).await?;
@@ -224,8 +223,8 @@ pub async fn delete_state_machine(
 )]
 pub async fn list_state_machine_versions(
     State(state): State<AppState>,
-    Path(name): Path<String>,
-    Query(params): Query<PageParams>,
+    ApiPath(name): ApiPath<String>,
+    ApiQuery(params): ApiQuery<PageParams>,
 ) -> ApiResult<Json<StateMachineVersionList>> {
     let arn = state.state_machine_arn(&name);
     let page = state
@@ -254,7 +253,7 @@ pub async fn list_state_machine_versions(
 )]
 pub async fn get_state_machine_version(
     State(state): State<AppState>,
-    Path((name, revision_id)): Path<(String, String)>,
+    ApiPath((name, revision_id)): ApiPath<(String, String)>,
 ) -> ApiResult<Json<StateMachineVersion>> {
     let arn = state.state_machine_arn(&name);
     let revision = state

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -20,7 +20,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::wire::{PageParams, rfc3339};
-use crate::error::{ApiError, ApiJson, ApiResult, ErrorBody};
+use crate::error::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult, ErrorBody};
 use crate::state::AppState;
 
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -413,7 +413,7 @@ pub async fn create_topic(
     responses((status = 200, description = "One page", body = TopicList)))]
 pub async fn list_topics(
     State(state): State<AppState>,
-    Query(params): Query<PageParams>,
+    ApiQuery(params): ApiQuery<PageParams>,
 ) -> Json<TopicList> {
     let page = topics_of(&state).list_topics(params.page());
     Json(TopicList {
@@ -431,7 +431,7 @@ pub async fn list_topics(
     ))]
 pub async fn get_topic(
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> ApiResult<Json<Topic>> {
     Ok(Json(topics_of(&state).get_topic(&name)?.into()))
 }
@@ -445,7 +445,7 @@ pub async fn get_topic(
     ))]
 pub async fn delete_topic(
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> ApiResult<StatusCode> {
     topics_of(&state).delete_topic(&name).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -466,7 +466,7 @@ pub async fn delete_topic(
     ))]
 pub async fn subscribe(
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
     ApiJson(body): ApiJson<SubscribeBody>,
 ) -> ApiResult<(StatusCode, Json<Subscription>)> {
     let (info, created) = topics_of(&state)
@@ -496,8 +496,8 @@ pub async fn subscribe(
     ))]
 pub async fn list_subscriptions(
     State(state): State<AppState>,
-    Path(name): Path<String>,
-    Query(params): Query<PageParams>,
+    ApiPath(name): ApiPath<String>,
+    ApiQuery(params): ApiQuery<PageParams>,
 ) -> ApiResult<Json<SubscriptionList>> {
     let page = topics_of(&state).list_subscriptions(Some(&name), params.page())?;
     Ok(Json(SubscriptionList {
@@ -515,7 +515,7 @@ pub async fn list_subscriptions(
     ))]
 pub async fn get_subscription(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<Subscription>> {
     Ok(Json(topics_of(&state).get_subscription(&id)?.into()))
 }
@@ -529,7 +529,7 @@ pub async fn get_subscription(
     ))]
 pub async fn unsubscribe(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<StatusCode> {
     topics_of(&state).unsubscribe(&id).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -548,7 +548,7 @@ pub async fn unsubscribe(
     ))]
 pub async fn publish(
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
     ApiJson(body): ApiJson<PublishBody>,
 ) -> ApiResult<(StatusCode, Json<Published>)> {
     let topics = topics_of(&state);
@@ -608,8 +608,8 @@ pub async fn publish(
     ))]
 pub async fn list_dead_letters(
     State(state): State<AppState>,
-    Path(name): Path<String>,
-    Query(params): Query<PageParams>,
+    ApiPath(name): ApiPath<String>,
+    ApiQuery(params): ApiQuery<PageParams>,
 ) -> ApiResult<Json<DeadLetterList>> {
     let topics = topics_of(&state);
     topics.get_topic(&name)?;
@@ -630,7 +630,7 @@ pub async fn list_dead_letters(
     ))]
 pub async fn redrive_dead_letters(
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
     body: Option<ApiJson<RedriveBody>>,
 ) -> ApiResult<(StatusCode, Json<DeadLettersRedriven>)> {
     let topics = topics_of(&state);
