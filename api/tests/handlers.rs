@@ -1140,12 +1140,6 @@ fn unknown_resource_cases() -> Vec<BadInput> {
             "StateMachineDoesNotExist",
         ),
         not_found(
-            "DELETE",
-            "/v1/state-machines/nope",
-            None,
-            "StateMachineDoesNotExist",
-        ),
-        not_found(
             "GET",
             "/v1/state-machines/nope/versions",
             None,
@@ -1194,12 +1188,6 @@ fn unknown_resource_cases() -> Vec<BadInput> {
             "ExecutionDoesNotExist",
         ),
         not_found("GET", "/v1/activities/nope", None, "ActivityDoesNotExist"),
-        not_found(
-            "DELETE",
-            "/v1/activities/nope",
-            None,
-            "ActivityDoesNotExist",
-        ),
         not_found(
             "POST",
             "/v1/activities/nope/poll?wait_seconds=0",
@@ -1343,6 +1331,34 @@ fn parameter_cases() -> Vec<BadInput> {
     ]
 }
 
+/// What a 4xx body must not show: anything beyond the documented keys, the server's paths, source
+/// locations, panics, store or OS errors. `None` when the body is clean.
+fn leaked_internals(body: &Value, data_dir: &std::path::Path) -> Option<String> {
+    const KEYS: &[&str] = &["code", "message", "field", "details", "request_id"];
+    let Some(object) = body.as_object() else {
+        return Some("a body that is not the error object".into());
+    };
+    if let Some(key) = object.keys().find(|k| !KEYS.contains(&k.as_str())) {
+        return Some(format!("undocumented key {key}"));
+    }
+    let text = body.to_string();
+    let data_dir = data_dir.to_string_lossy();
+    let tells = [
+        data_dir.as_ref(),
+        "src/",
+        ".rs:",
+        "panicked",
+        "backtrace",
+        "sled",
+        "os error",
+        "Corrupt",
+    ];
+    tells
+        .iter()
+        .find(|tell| text.contains(**tell))
+        .map(|tell| tell.to_string())
+}
+
 async fn check_cases(h: &Harness, cases: Vec<BadInput>) {
     let mut failures = Vec::new();
     let total = cases.len();
@@ -1359,6 +1375,9 @@ async fn check_cases(h: &Harness, cases: Vec<BadInput>) {
                 .unwrap_or_default()
                 .starts_with("application/json")
         });
+        if let Some(leak) = leaked_internals(&body, h._temp.path()) {
+            failures.push(format!("{}: leaks {leak:?}: {body}", case.what));
+        }
         let field_ok = case.field.is_none_or(|field| body["field"] == field);
         let message_ok = body["message"].as_str().is_some_and(|m| !m.is_empty());
         if status != case.status
@@ -1420,4 +1439,97 @@ async fn oversize_bodies_on_every_route_are_413_with_the_error_body() {
         })
         .collect();
     check_cases(&h, cases).await;
+}
+
+#[tokio::test]
+async fn limits_answer_413_415_429_and_503_with_the_documented_body() {
+    let h = Harness::with(|config| {
+        config.max_body_bytes = 1024;
+        config.rate_limit_per_second = 10;
+        config.request_timeout = std::time::Duration::from_millis(200);
+    })
+    .await;
+    let big = json!({"name": "x".repeat(4096)}).to_string();
+    let native = |uri: &str, content_type: &str, body: String| {
+        Request::post(uri)
+            .header(header::CONTENT_TYPE, content_type)
+            .body(Body::from(body))
+            .unwrap()
+    };
+    let expectations = [
+        (
+            native("/v1/activities", "application/json", big.clone()),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "PayloadTooLarge",
+        ),
+        (
+            native("/v1/activities", "text/xml", "<name/>".into()),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "UnsupportedMediaType",
+        ),
+    ];
+    for (request, status, code) in expectations {
+        let (got, body, headers) = h.send(request).await;
+        assert_eq!((got, body["code"].as_str()), (status, Some(code)), "{body}");
+        assert_eq!(headers[header::CONTENT_TYPE], "application/json");
+        assert!(headers.contains_key("x-request-id"));
+        assert_eq!(leaked_internals(&body, h._temp.path()), None, "{body}");
+    }
+
+    // The AWS endpoint answers its own shape for the same limits.
+    let (status, body, _) = h
+        .send(
+            Request::post("/")
+                .header("x-amz-target", "AWSStepFunctions.CreateActivity")
+                .header(header::CONTENT_TYPE, "application/x-amz-json-1.0")
+                .body(Body::from(big.clone()))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(body["__type"], "RequestEntityTooLargeException", "{body}");
+
+    // A request that outlives the timeout: a sync start of an EXPRESS machine that waits.
+    h.create(
+        "slow",
+        json!({"StartAt": "Nap", "States": {"Nap": {"Type": "Wait", "Seconds": 60, "End": true}}}),
+        "EXPRESS",
+    )
+    .await;
+    let (status, body) = h
+        .post("/v1/state-machines/slow/executions/sync", json!({}))
+        .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::SERVICE_UNAVAILABLE, Some("RequestTimeout")),
+        "{body}"
+    );
+    assert_eq!(leaked_internals(&body, h._temp.path()), None, "{body}");
+
+    // Past the rate: the native API's body, and AWS's ThrottlingException. Requests alternate
+    // until each side has been refused once, so a second boundary between them does not matter.
+    let (mut native_refused, mut aws_refused) = (None, None);
+    for _ in 0..40 {
+        if native_refused.is_none() {
+            let (status, body) = h.get("/v1/activities").await;
+            if status == StatusCode::TOO_MANY_REQUESTS {
+                native_refused = Some(body);
+            }
+        }
+        if aws_refused.is_none() {
+            let (status, body) = h.aws("ListActivities", json!({})).await;
+            if status != StatusCode::OK {
+                aws_refused = Some((status, body));
+            }
+        }
+        if native_refused.is_some() && aws_refused.is_some() {
+            break;
+        }
+    }
+    let body = native_refused.expect("the native API was never rate limited");
+    assert_eq!(body["code"], "TooManyRequests", "{body}");
+    assert_eq!(leaked_internals(&body, h._temp.path()), None);
+    let (status, body) = aws_refused.expect("the AWS endpoint was never rate limited");
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["__type"], "ThrottlingException", "{body}");
 }
