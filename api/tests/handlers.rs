@@ -898,8 +898,11 @@ struct BadInput {
     field: Option<&'static str>,
 }
 
+/// A body with one field of the wrong type, and that field's name as the error names it.
+type WrongType = Option<(Value, &'static str)>;
+
 /// Every route that takes a JSON body, with a body whose `field` has the wrong type.
-fn body_routes() -> Vec<(&'static str, &'static str, Option<(Value, &'static str)>)> {
+fn body_routes() -> Vec<(&'static str, &'static str, WrongType)> {
     vec![
         (
             "POST",

@@ -1107,7 +1107,7 @@ impl Inner {
                 (seq, revision)
             })
             .collect();
-        revisions.sort_by(|a, b| b.0.cmp(&a.0));
+        revisions.sort_by_key(|(seq, _)| std::cmp::Reverse(*seq));
         Ok(revisions)
     }
 

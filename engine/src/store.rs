@@ -10,7 +10,7 @@
 //! |---|---|---|
 //! | `V` | `V format` | `[1]`: the layout version |
 //! | `M` | `M name` | [`StateMachineRecord`] |
-//! | `D` | `D name 0x00 revision` | [`DefinitionRecord`]: every revision an execution may still run |
+//! | `D` | `D name 0x00 revision` | [`DefinitionRecord`]: every revision (an execution may still run it; listed as the versions) |
 //! | `E` | `E sm:exec` | [`ExecutionRecord`] (summary plus the interpreter's runtime) |
 //! | `I` | `I sm 0x00 seq(u64 BE)` | `sm:exec`: executions of a state machine in start order |
 //! | `H` | `H sm:exec 0x00 first_id(u64 BE)` | a chunk: the events one commit appended, each `[id, previous id, timestamp ms, type code, details]` |
