@@ -1299,7 +1299,8 @@ fn unknown_resource_cases() -> Vec<BadInput> {
     ]
 }
 
-/// Query and path parameters of the wrong type answer the same error body as a bad JSON body.
+/// Query and path parameters of the wrong type, and a wrong method, answer the same error body as a
+/// bad JSON body.
 fn parameter_cases() -> Vec<BadInput> {
     let bad = |method: &'static str, uri: &str, field: Option<&'static str>| BadInput {
         what: format!("{method} {uri}: bad parameter"),
@@ -1331,6 +1332,16 @@ fn parameter_cases() -> Vec<BadInput> {
         bad("GET", "/v1/event-buses?max_results=x", Some("max_results")),
         bad("GET", "/v1/topics?max_results=x", Some("max_results")),
         bad("GET", "/v1/task-definitions/report/not-a-number", None),
+        BadInput {
+            what: "DELETE /v1/state-machines: wrong method".into(),
+            method: "DELETE",
+            uri: "/v1/state-machines".into(),
+            content_type: None,
+            body: String::new(),
+            status: StatusCode::METHOD_NOT_ALLOWED,
+            code: "MethodNotAllowed",
+            field: None,
+        },
     ]
 }
 

@@ -221,27 +221,55 @@ async fn guard(State(state): State<AppState>, request: Request, next: Next) -> R
     next.run(request).await
 }
 
-/// Layers that answer on their own (timeout, ...) give an empty body: give it the error body.
+/// Layers that answer on their own (timeout, method not allowed, ...) give an empty body, and axum's
+/// own rejections a plain-text one: give both the error body, keeping axum's text as the message.
 async fn fill_empty_errors(response: Response) -> Response {
     let status = response.status();
-    if (status.is_client_error() || status.is_server_error())
-        && !response
-            .headers()
-            .contains_key(axum::http::header::CONTENT_TYPE)
-    {
-        return status_error(status);
+    if !(status.is_client_error() || status.is_server_error()) {
+        return response;
     }
-    response
+    let content_type = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_owned);
+    match content_type {
+        None => status_error(status),
+        Some(text) if text.starts_with("text/plain") && status.is_client_error() => {
+            // Rejection texts are short; anything longer is not one of them.
+            match axum::body::to_bytes(response.into_body(), 4096).await {
+                Ok(bytes) => {
+                    let mut response = status_error(status);
+                    let message = String::from_utf8_lossy(&bytes).trim().to_owned();
+                    if !message.is_empty() {
+                        let code = status_code_name(status);
+                        response = ApiError::new(status, code, message).into_response();
+                    }
+                    response
+                }
+                Err(_) => status_error(status),
+            }
+        }
+        Some(_) => response,
+    }
+}
+
+fn status_code_name(status: StatusCode) -> &'static str {
+    match status {
+        StatusCode::PAYLOAD_TOO_LARGE => "PayloadTooLarge",
+        StatusCode::SERVICE_UNAVAILABLE => "RequestTimeout",
+        StatusCode::TOO_MANY_REQUESTS => "TooManyRequests",
+        StatusCode::METHOD_NOT_ALLOWED => "MethodNotAllowed",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "UnsupportedMediaType",
+        StatusCode::NOT_FOUND => "RouteNotFound",
+        StatusCode::INTERNAL_SERVER_ERROR => "InternalError",
+        _ => "BadRequest",
+    }
 }
 
 /// Turns a plain-text status into the API's error body, for layers that answer on their own.
 pub fn status_error(status: StatusCode) -> Response {
-    let code = match status {
-        StatusCode::PAYLOAD_TOO_LARGE => "PayloadTooLarge",
-        StatusCode::SERVICE_UNAVAILABLE => "RequestTimeout",
-        StatusCode::TOO_MANY_REQUESTS => "TooManyRequests",
-        _ => "BadRequest",
-    };
+    let code = status_code_name(status);
     let mut response =
         ApiError::new(status, code, status.canonical_reason().unwrap_or("error")).into_response();
     response
