@@ -110,3 +110,30 @@ fn every_request_body_and_success_response_has_an_example() {
         missing.join("\n")
     );
 }
+
+/// What `ApiJson` can answer on any JSON body is in the document of every operation that takes one.
+#[test]
+fn every_json_body_operation_documents_the_body_errors() {
+    let document = serde_json::to_value(stepyard_api::openapi()).expect("serialize");
+    let mut missing = Vec::new();
+    for (route, operations) in document["paths"].as_object().expect("paths") {
+        for (method, operation) in operations.as_object().expect("path item") {
+            if operation["requestBody"]["content"]["application/json"].is_null() {
+                continue;
+            }
+            for status in ["400", "413", "415", "422"] {
+                let response = &operation["responses"][status];
+                if response["content"]["application/json"]["schema"]["$ref"]
+                    != "#/components/schemas/ErrorBody"
+                {
+                    missing.push(format!("{} {route}: {status}", method.to_uppercase()));
+                }
+            }
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "undocumented body errors:\n{}",
+        missing.join("\n")
+    );
+}

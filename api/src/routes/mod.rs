@@ -85,16 +85,83 @@ fn routes() -> OpenApiRouter<AppState> {
         .merge(event_buses::routes())
 }
 
+/// The router and its OpenAPI document.
+fn parts() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    let (router, mut api) = routes().split_for_parts();
+    document_body_errors(&mut api);
+    (router, api)
+}
+
 /// The OpenAPI document of the native API, as served at `/openapi.json`.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    routes().split_for_parts().1
+    parts().1
+}
+
+/// Every operation that takes a JSON body can answer the body's errors (`ApiJson`'s rejections),
+/// whether or not its handler's annotation lists them.
+fn document_body_errors(api: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+    const BODY_ERRORS: [(&str, &str); 4] = [
+        (
+            "400",
+            "Malformed JSON (`MalformedJson`), or an invalid value",
+        ),
+        (
+            "413",
+            "The body is larger than the server accepts (`PayloadTooLarge`)",
+        ),
+        (
+            "415",
+            "Not `Content-Type: application/json` (`UnsupportedMediaType`)",
+        ),
+        (
+            "422",
+            "Well-formed JSON of the wrong shape: a missing, unknown or mistyped field (`InvalidRequestBody`)",
+        ),
+    ];
+    for item in api.paths.paths.values_mut() {
+        let operations = [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.patch,
+        ];
+        for operation in operations.into_iter().flatten() {
+            let takes_json = operation
+                .request_body
+                .as_ref()
+                .is_some_and(|body| body.content.contains_key("application/json"));
+            if !takes_json {
+                continue;
+            }
+            for (status, description) in BODY_ERRORS {
+                operation
+                    .responses
+                    .responses
+                    .entry(status.to_owned())
+                    .or_insert_with(|| {
+                        ResponseBuilder::new()
+                            .description(description)
+                            .content(
+                                "application/json",
+                                ContentBuilder::new()
+                                    .schema(Some(Ref::from_schema_name("ErrorBody")))
+                                    .build(),
+                            )
+                            .build()
+                            .into()
+                    });
+            }
+        }
+    }
 }
 
 /// The whole HTTP surface of the server.
 pub fn app(state: AppState) -> Router {
     let max_body = state.config().max_body_bytes;
     let timeout = state.config().request_timeout;
-    let (router, api) = routes().split_for_parts();
+    let (router, api) = parts();
     let request_id = HeaderName::from_static(REQUEST_ID_HEADER);
     router
         .route("/", axum::routing::post(crate::aws::handle))
