@@ -856,6 +856,24 @@ async fn versions_list_every_revision_newest_first_with_its_definition() {
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(missing["__type"], "StateMachineDoesNotExist", "{missing}");
 
+    // Starting a version: the current one runs; an older one is refused, never run as the current.
+    let (status, started) = h
+        .aws(
+            "StartExecution",
+            json!({"stateMachineArn": arns[0], "name": "on-current"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{started}");
+    assert_eq!(
+        h.finished("versioned", "on-current").await["status"],
+        "SUCCEEDED"
+    );
+    let (status, refused) = h
+        .aws("StartExecution", json!({"stateMachineArn": arns[2]}))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(refused["__type"], "ValidationException", "{refused}");
+
     // Unknown revisions, unknown machines, bad tokens.
     let (status, body) = h
         .get("/v1/state-machines/versioned/versions/no-such-revision")

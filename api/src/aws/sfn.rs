@@ -367,7 +367,29 @@ impl From<StartExecutionRequest> for StartExecution {
     }
 }
 
+/// A start may name a version ARN (as AWS allows): the current revision runs; an older one is
+/// refused rather than silently running the current definition instead.
+async fn resolve_version(
+    engine: &Engine,
+    mut req: StartExecutionRequest,
+) -> Result<StartExecutionRequest, AwsError> {
+    if let Some((sm_arn, revision_id)) = split_version_arn(&req.state_machine_arn) {
+        let revision = engine
+            .describe_state_machine_revision(sm_arn, revision_id)
+            .await?;
+        if !revision.current {
+            return Err(AwsError::validation(format!(
+                "only the current version of a state machine can be started; {} is an older one",
+                req.state_machine_arn
+            )));
+        }
+        req.state_machine_arn = sm_arn.to_owned();
+    }
+    Ok(req)
+}
+
 async fn start_execution(engine: &Engine, req: StartExecutionRequest) -> Result<Value, AwsError> {
+    let req = resolve_version(engine, req).await?;
     let started = engine.start_execution(req.into()).await?;
     Ok(json!({
         "executionArn": started.execution_arn,
@@ -379,6 +401,7 @@ async fn start_sync_execution(
     engine: &Engine,
     req: StartExecutionRequest,
 ) -> Result<Value, AwsError> {
+    let req = resolve_version(engine, req).await?;
     let info = engine.start_sync_execution(req.into()).await?;
     let mut out = execution_json(&info);
     if let Some(object) = out.as_object_mut() {
