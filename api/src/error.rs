@@ -94,22 +94,7 @@ impl From<JsonRejection> for ApiError {
                 "MalformedJson",
                 format!("the request body is not valid JSON: {}", source_text(&err)),
             ),
-            JsonRejection::JsonDataError(err) => {
-                let text = source_text(&err);
-                let field = text
-                    .split_once(':')
-                    .map(|(path, _)| path.trim().to_owned())
-                    .filter(|path| !path.is_empty() && !path.contains(' '));
-                let mut error = ApiError::new(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "InvalidRequestBody",
-                    format!("the request body does not have the expected shape: {text}"),
-                );
-                if let Some(field) = field {
-                    error = error.with_field(field);
-                }
-                error
-            }
+            JsonRejection::JsonDataError(err) => shape_error(source_text(&err)),
             JsonRejection::BytesRejection(err) => {
                 let status = err.status();
                 if status == StatusCode::PAYLOAD_TOO_LARGE {
@@ -138,20 +123,73 @@ fn source_text(err: &dyn std::error::Error) -> String {
 }
 
 /// A JSON body extractor whose rejections answer with [`ErrorBody`].
+///
+/// Unlike axum's `Json`, a body that is not well-formed JSON is always `400 MalformedJson` (even
+/// when the shape is also wrong, e.g. a cut-off body), and well-formed JSON of the wrong shape is
+/// always `422 InvalidRequestBody` (even where serde reports it as a syntax error, e.g. a number
+/// where an enum's string is expected).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ApiJson<T>(pub T);
 
 impl<S, T> FromRequest<S> for ApiJson<T>
 where
-    axum::Json<T>: axum::extract::FromRequest<S, Rejection = JsonRejection>,
+    T: serde::de::DeserializeOwned,
     S: Send + Sync,
 {
     type Rejection = ApiError;
 
     async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, Self::Rejection> {
-        let Json(value) = Json::<T>::from_request(req, state).await?;
-        Ok(ApiJson(value))
+        if !is_json(req.headers()) {
+            return Err(ApiError::from(JsonRejection::MissingJsonContentType(
+                Default::default(),
+            )));
+        }
+        let bytes = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(|err| ApiError::from(JsonRejection::from(err)))?;
+        parse_json(&bytes).map(ApiJson)
     }
+}
+
+/// Parses a JSON body: syntax first (400), then shape (422).
+fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> ApiResult<T> {
+    if let Err(err) = serde_json::from_slice::<serde::de::IgnoredAny>(bytes) {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "MalformedJson",
+            format!("the request body is not valid JSON: {err}"),
+        ));
+    }
+    match Json::<T>::from_bytes(bytes) {
+        Ok(Json(value)) => Ok(value),
+        // Well-formed JSON (checked above): what serde calls syntax here is the wrong shape.
+        Err(JsonRejection::JsonSyntaxError(err)) => Err(shape_error(source_text(&err))),
+        Err(other) => Err(other.into()),
+    }
+}
+
+fn shape_error(text: String) -> ApiError {
+    let field = text
+        .split_once(':')
+        .map(|(path, _)| path.trim().to_owned())
+        .filter(|path| !path.is_empty() && !path.contains(' '));
+    let mut error = ApiError::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "InvalidRequestBody",
+        format!("the request body does not have the expected shape: {text}"),
+    );
+    if let Some(field) = field {
+        error = error.with_field(field);
+    }
+    error
+}
+
+fn is_json(headers: &axum::http::HeaderMap) -> bool {
+    headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|text| text.parse::<mime_guess_free::Mime>().ok())
+        .is_some_and(|mime| mime.is_json())
 }
 
 /// An optional JSON body: an empty body is `None`; anything else must be JSON of the right shape.
@@ -173,18 +211,74 @@ where
         if bytes.is_empty() {
             return Ok(None);
         }
-        let is_json = headers
-            .get(axum::http::header::CONTENT_TYPE)
-            .and_then(|value| value.to_str().ok())
-            .and_then(|text| text.parse::<mime_guess_free::Mime>().ok())
-            .is_some_and(|mime| mime.is_json());
-        if !is_json {
+        if !is_json(&headers) {
             return Err(ApiError::from(JsonRejection::MissingJsonContentType(
                 Default::default(),
             )));
         }
-        let Json(value) = Json::<T>::from_bytes(&bytes)?;
-        Ok(Some(ApiJson(value)))
+        parse_json(&bytes).map(|value| Some(ApiJson(value)))
+    }
+}
+
+/// A query-string extractor whose rejections answer `400 InvalidParameter` with the parameter.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ApiQuery<T>(pub T);
+
+impl<S, T> axum::extract::FromRequestParts<S> for ApiQuery<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(value)) => Ok(ApiQuery(value)),
+            Err(rejection) => {
+                let text = source_text(&rejection);
+                let mut error = ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "InvalidParameter",
+                    format!("a query parameter is not valid: {text}"),
+                );
+                if let Some((name, _)) = text.split_once(':').filter(|(n, _)| !n.contains(' ')) {
+                    error = error.with_field(name.trim());
+                }
+                Err(error)
+            }
+        }
+    }
+}
+
+/// A path extractor whose rejections answer `400 InvalidParameter` with the error body.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ApiPath<T>(pub T);
+
+impl<S, T> axum::extract::FromRequestParts<S> for ApiPath<T>
+where
+    T: serde::de::DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        use axum::extract::rejection::PathRejection;
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(value)) => Ok(ApiPath(value)),
+            Err(PathRejection::FailedToDeserializePathParams(err)) => Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "InvalidParameter",
+                format!("a path segment is not valid: {}", err.body_text()),
+            )),
+            // Routing bugs, not the caller's fault.
+            Err(other) => Err(ApiError::internal(other.body_text())),
+        }
     }
 }
 

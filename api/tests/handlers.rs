@@ -751,3 +751,817 @@ async fn sync_start_of_a_standard_machine_is_refused() {
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(body["__type"], "StateMachineTypeNotSupported");
 }
+
+#[tokio::test]
+async fn versions_list_every_revision_newest_first_with_its_definition() {
+    let h = Harness::new().await;
+    h.create("versioned", pass_chain(1), "STANDARD").await;
+    for n in 2..=3 {
+        let (status, body) = h
+            .send_json(
+                "PUT",
+                "/v1/state-machines/versioned",
+                json!({"definition": pass_chain(n)}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    // An update with the same definition makes no revision.
+    h.send_json(
+        "PUT",
+        "/v1/state-machines/versioned",
+        json!({"definition": pass_chain(3)}),
+    )
+    .await;
+    let (_, current) = h.get("/v1/state-machines/versioned").await;
+
+    let (status, page) = h.get("/v1/state-machines/versioned/versions").await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let versions = page["versions"].as_array().unwrap();
+    let definitions: Vec<&Value> = versions.iter().map(|v| &v["definition"]).collect();
+    assert_eq!(
+        definitions,
+        [&pass_chain(3), &pass_chain(2), &pass_chain(1)],
+        "newest first"
+    );
+    assert_eq!(versions[0]["revision_id"], current["revision_id"]);
+    assert_eq!(versions[0]["current"], true);
+    assert_eq!(versions[1]["current"], false);
+    assert!(page.get("next_token").is_none(), "{page}");
+    let oldest = versions[2]["revision_id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        versions[2]["version_arn"],
+        format!("{}:{oldest}", current["arn"].as_str().unwrap())
+    );
+
+    // Paged: one per page, in the same order, until no next_token.
+    let mut seen = Vec::new();
+    let mut uri = "/v1/state-machines/versioned/versions?max_results=1".to_owned();
+    loop {
+        let (status, page) = h.get(&uri).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        assert_eq!(page["versions"].as_array().unwrap().len(), 1);
+        seen.push(page["versions"][0]["revision_id"].clone());
+        match page["next_token"].as_str() {
+            Some(token) => {
+                uri = format!(
+                    "/v1/state-machines/versioned/versions?max_results=1&next_token={token}"
+                )
+            }
+            None => break,
+        }
+    }
+    let all: Vec<Value> = versions.iter().map(|v| v["revision_id"].clone()).collect();
+    assert_eq!(seen, all);
+
+    // An old revision keeps its own definition.
+    let (status, version) = h
+        .get(&format!("/v1/state-machines/versioned/versions/{oldest}"))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{version}");
+    assert_eq!(version["definition"], pass_chain(1));
+    assert_eq!(version["type"], "STANDARD");
+
+    // The AWS side: ListStateMachineVersions and DescribeStateMachine with a version ARN.
+    let sm_arn = current["arn"].as_str().unwrap();
+    let (status, listed) = h
+        .aws(
+            "ListStateMachineVersions",
+            json!({"stateMachineArn": sm_arn}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{listed}");
+    let arns: Vec<&str> = listed["stateMachineVersions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["stateMachineVersionArn"].as_str().unwrap())
+        .collect();
+    assert_eq!(arns.len(), 3);
+    assert_eq!(arns[2], format!("{sm_arn}:{oldest}"));
+    let (status, described) = h
+        .aws("DescribeStateMachine", json!({"stateMachineArn": arns[2]}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{described}");
+    let definition: Value =
+        serde_json::from_str(described["definition"].as_str().unwrap()).unwrap();
+    assert_eq!(definition, pass_chain(1));
+    assert_eq!(described["revisionId"], oldest.as_str());
+    let (status, missing) = h
+        .aws(
+            "DescribeStateMachine",
+            json!({"stateMachineArn": format!("{sm_arn}:no-such-revision")}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(missing["__type"], "StateMachineDoesNotExist", "{missing}");
+
+    // Starting a version: the current one runs; an older one is refused, never run as the current.
+    let (status, started) = h
+        .aws(
+            "StartExecution",
+            json!({"stateMachineArn": arns[0], "name": "on-current"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{started}");
+    assert_eq!(
+        h.finished("versioned", "on-current").await["status"],
+        "SUCCEEDED"
+    );
+    let (status, refused) = h
+        .aws("StartExecution", json!({"stateMachineArn": arns[2]}))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(refused["__type"], "ValidationException", "{refused}");
+
+    // Unknown revisions, unknown machines, bad tokens.
+    let (status, body) = h
+        .get("/v1/state-machines/versioned/versions/no-such-revision")
+        .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("StateMachineDoesNotExist"))
+    );
+    let (status, body) = h
+        .get("/v1/state-machines/versioned/versions?next_token=bogus")
+        .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("InvalidNextToken"))
+    );
+
+    // A state machine deleted and made again starts a new list of versions.
+    h.delete("/v1/state-machines/versioned").await;
+    let (status, body) = h.get("/v1/state-machines/versioned/versions").await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("StateMachineDoesNotExist"))
+    );
+    h.create("versioned", pass_chain(4), "STANDARD").await;
+    let (_, page) = h.get("/v1/state-machines/versioned/versions").await;
+    assert_eq!(page["versions"].as_array().unwrap().len(), 1, "{page}");
+    assert_eq!(page["versions"][0]["definition"], pass_chain(4));
+}
+
+/// One request a user can get wrong, and the answer they must see.
+struct BadInput {
+    what: String,
+    method: &'static str,
+    uri: String,
+    content_type: Option<&'static str>,
+    body: String,
+    status: StatusCode,
+    code: &'static str,
+    /// The `field` of the error body, when the fault is one field.
+    field: Option<&'static str>,
+}
+
+/// A body with one field of the wrong type, and that field's name as the error names it.
+type WrongType = Option<(Value, &'static str)>;
+
+/// Every route that takes a JSON body, with a body whose `field` has the wrong type.
+fn body_routes() -> Vec<(&'static str, &'static str, WrongType)> {
+    vec![
+        (
+            "POST",
+            "/v1/state-machines",
+            Some((json!({"name": 7}), "name")),
+        ),
+        (
+            "PUT",
+            "/v1/state-machines/sm",
+            Some((json!({"definition": 7}), "/definition")),
+        ),
+        (
+            "POST",
+            "/v1/state-machines/sm/executions",
+            Some((json!({"name": 7}), "name")),
+        ),
+        (
+            "POST",
+            "/v1/state-machines/sm/executions/sync",
+            Some((json!({"name": 7}), "name")),
+        ),
+        (
+            "POST",
+            "/v1/state-machines/sm/executions/e/stop",
+            Some((json!({"error": 7}), "error")),
+        ),
+        (
+            "POST",
+            "/v1/task-tokens/success",
+            Some((json!({"task_token": 7}), "task_token")),
+        ),
+        (
+            "POST",
+            "/v1/task-tokens/failure",
+            Some((json!({"task_token": 7}), "task_token")),
+        ),
+        (
+            "POST",
+            "/v1/task-tokens/heartbeat",
+            Some((json!({"task_token": 7}), "task_token")),
+        ),
+        ("POST", "/v1/activities", Some((json!({"name": 7}), "name"))),
+        (
+            "POST",
+            "/v1/functions",
+            Some((json!({"runtime": 7}), "runtime")),
+        ),
+        (
+            "PUT",
+            "/v1/functions/f",
+            Some((json!({"runtime": 7}), "runtime")),
+        ),
+        (
+            "POST",
+            "/v1/functions/f/invoke",
+            Some((json!({"invocation_type": 7}), "invocation_type")),
+        ),
+        (
+            "POST",
+            "/v1/task-definitions",
+            Some((json!({"family": 7}), "family")),
+        ),
+        (
+            "POST",
+            "/v1/tasks",
+            Some((json!({"task_definition": 7}), "task_definition")),
+        ),
+        (
+            "POST",
+            "/v1/event-buses",
+            Some((json!({"name": 7}), "name")),
+        ),
+        (
+            "POST",
+            "/v1/event-buses/default/events",
+            Some((json!({"entries": "x"}), "entries")),
+        ),
+        (
+            "PUT",
+            "/v1/event-buses/default/rules/r",
+            Some((json!({"state": 7}), "state")),
+        ),
+        (
+            "PUT",
+            "/v1/event-buses/default/rules/r/targets",
+            Some((json!({"targets": "x"}), "targets")),
+        ),
+        ("POST", "/v1/event-patterns/test", None),
+        ("POST", "/v1/archives", Some((json!({"name": 7}), "name"))),
+        ("POST", "/v1/replays", Some((json!({"name": 7}), "name"))),
+        ("POST", "/v1/topics", Some((json!({"name": 7}), "name"))),
+        (
+            "POST",
+            "/v1/topics/t/subscriptions",
+            Some((json!({"protocol": 7}), "protocol")),
+        ),
+        (
+            "POST",
+            "/v1/topics/t/messages",
+            Some((json!({"subject": 7}), "subject")),
+        ),
+        (
+            "POST",
+            "/v1/topics/t/dead-letters/redrive",
+            Some((json!({"ids": "x"}), "ids")),
+        ),
+    ]
+}
+
+/// Routes whose JSON body may be left out.
+const OPTIONAL_BODY: &[&str] = &[
+    "/v1/state-machines/sm/executions",
+    "/v1/state-machines/sm/executions/sync",
+    "/v1/state-machines/sm/executions/e/stop",
+    "/v1/functions/f/invoke",
+    "/v1/topics/t/dead-letters/redrive",
+];
+
+fn body_cases() -> Vec<BadInput> {
+    let mut cases = Vec::new();
+    for (method, uri, wrong_type) in body_routes() {
+        let case = |what: &str, content_type, body: &str, status, code, field| BadInput {
+            what: format!("{method} {uri}: {what}"),
+            method,
+            uri: uri.to_owned(),
+            content_type,
+            body: body.to_owned(),
+            status,
+            code,
+            field,
+        };
+        let json = Some("application/json");
+        cases.push(case(
+            "malformed JSON",
+            json,
+            "{\"name\": ",
+            StatusCode::BAD_REQUEST,
+            "MalformedJson",
+            None,
+        ));
+        cases.push(case(
+            "trailing garbage",
+            json,
+            "{} {}",
+            StatusCode::BAD_REQUEST,
+            "MalformedJson",
+            None,
+        ));
+        cases.push(case(
+            "cut off",
+            json,
+            "{\"name\": \"x",
+            StatusCode::BAD_REQUEST,
+            "MalformedJson",
+            None,
+        ));
+        // Where the body is optional, an empty one is no body at all.
+        if !OPTIONAL_BODY.contains(&uri) {
+            cases.push(case(
+                "empty",
+                json,
+                "",
+                StatusCode::BAD_REQUEST,
+                "MalformedJson",
+                None,
+            ));
+        }
+        cases.push(case(
+            "not an object",
+            json,
+            "\"text\"",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "InvalidRequestBody",
+            None,
+        ));
+        cases.push(case(
+            "unknown field",
+            json,
+            "{\"colour\": \"red\"}",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "InvalidRequestBody",
+            None,
+        ));
+        cases.push(case(
+            "text/plain",
+            Some("text/plain"),
+            "{}",
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "UnsupportedMediaType",
+            None,
+        ));
+        cases.push(case(
+            "form",
+            Some("application/x-www-form-urlencoded"),
+            "a=b",
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "UnsupportedMediaType",
+            None,
+        ));
+        if let Some((body, field)) = wrong_type {
+            cases.push(case(
+                "wrong type",
+                json,
+                &body.to_string(),
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "InvalidRequestBody",
+                Some(field),
+            ));
+        }
+    }
+    cases
+}
+
+/// Resources that do not exist, each family's own `code`; `sm` exists, nothing else does.
+fn unknown_resource_cases() -> Vec<BadInput> {
+    let not_found =
+        |method: &'static str, uri: &str, body: Option<Value>, code: &'static str| BadInput {
+            what: format!("{method} {uri}: unknown resource"),
+            method,
+            uri: uri.to_owned(),
+            content_type: body.as_ref().map(|_| "application/json"),
+            body: body.map(|b| b.to_string()).unwrap_or_default(),
+            status: StatusCode::NOT_FOUND,
+            code,
+            field: None,
+        };
+    vec![
+        not_found(
+            "GET",
+            "/v1/state-machines/nope",
+            None,
+            "StateMachineDoesNotExist",
+        ),
+        not_found(
+            "PUT",
+            "/v1/state-machines/nope",
+            Some(json!({"definition": pass_chain(1)})),
+            "StateMachineDoesNotExist",
+        ),
+        not_found(
+            "GET",
+            "/v1/state-machines/nope/versions",
+            None,
+            "StateMachineDoesNotExist",
+        ),
+        not_found(
+            "GET",
+            "/v1/state-machines/sm/versions/nope",
+            None,
+            "StateMachineDoesNotExist",
+        ),
+        not_found(
+            "POST",
+            "/v1/state-machines/nope/executions",
+            Some(json!({})),
+            "StateMachineDoesNotExist",
+        ),
+        not_found(
+            "GET",
+            "/v1/state-machines/nope/executions",
+            None,
+            "StateMachineDoesNotExist",
+        ),
+        not_found(
+            "GET",
+            "/v1/state-machines/sm/executions/nope",
+            None,
+            "ExecutionDoesNotExist",
+        ),
+        not_found(
+            "GET",
+            "/v1/state-machines/sm/executions/nope/history",
+            None,
+            "ExecutionDoesNotExist",
+        ),
+        not_found(
+            "POST",
+            "/v1/state-machines/sm/executions/nope/stop",
+            Some(json!({})),
+            "ExecutionDoesNotExist",
+        ),
+        not_found(
+            "POST",
+            "/v1/state-machines/sm/executions/nope/redrive",
+            None,
+            "ExecutionDoesNotExist",
+        ),
+        not_found("GET", "/v1/activities/nope", None, "ActivityDoesNotExist"),
+        not_found(
+            "POST",
+            "/v1/activities/nope/poll?wait_seconds=0",
+            Some(json!({})),
+            "ActivityDoesNotExist",
+        ),
+        not_found("GET", "/v1/functions/nope", None, "FunctionNotFound"),
+        not_found("DELETE", "/v1/functions/nope", None, "FunctionNotFound"),
+        not_found(
+            "POST",
+            "/v1/functions/nope/invoke",
+            Some(json!({})),
+            "FunctionNotFound",
+        ),
+        not_found(
+            "GET",
+            "/v1/functions/nope/invocations/nope/logs",
+            None,
+            "InvocationNotFound",
+        ),
+        not_found(
+            "GET",
+            "/v1/task-definitions/nope",
+            None,
+            "TaskDefinitionDoesNotExist",
+        ),
+        not_found(
+            "GET",
+            "/v1/task-definitions/nope/1",
+            None,
+            "TaskDefinitionDoesNotExist",
+        ),
+        not_found(
+            "POST",
+            "/v1/tasks",
+            Some(json!({"task_definition": "nope"})),
+            "TaskDefinitionDoesNotExist",
+        ),
+        not_found("GET", "/v1/tasks/nope", None, "ContainerTaskDoesNotExist"),
+        not_found(
+            "GET",
+            "/v1/tasks/nope/logs",
+            None,
+            "ContainerTaskDoesNotExist",
+        ),
+        not_found(
+            "POST",
+            "/v1/tasks/nope/stop",
+            None,
+            "ContainerTaskDoesNotExist",
+        ),
+        not_found("GET", "/v1/event-buses/nope", None, "ResourceNotFound"),
+        not_found(
+            "GET",
+            "/v1/event-buses/nope/rules",
+            None,
+            "ResourceNotFound",
+        ),
+        not_found(
+            "GET",
+            "/v1/event-buses/default/rules/nope",
+            None,
+            "ResourceNotFound",
+        ),
+        not_found(
+            "GET",
+            "/v1/event-buses/default/rules/nope/targets",
+            None,
+            "ResourceNotFound",
+        ),
+        not_found(
+            "POST",
+            "/v1/event-buses/default/rules/nope/enable",
+            None,
+            "ResourceNotFound",
+        ),
+        not_found("GET", "/v1/archives/nope", None, "ResourceNotFound"),
+        not_found("GET", "/v1/replays/nope", None, "ResourceNotFound"),
+        not_found(
+            "POST",
+            "/v1/dead-letters/nope/redrive",
+            None,
+            "ResourceNotFound",
+        ),
+        not_found("GET", "/v1/topics/nope", None, "ResourceNotFound"),
+        not_found(
+            "POST",
+            "/v1/topics/nope/messages",
+            Some(json!({"message": "hi"})),
+            "ResourceNotFound",
+        ),
+        not_found(
+            "GET",
+            "/v1/topics/nope/subscriptions",
+            None,
+            "ResourceNotFound",
+        ),
+        not_found("GET", "/v1/subscriptions/nope", None, "ResourceNotFound"),
+        not_found(
+            "POST",
+            "/v1/task-tokens/heartbeat",
+            Some(json!({"task_token": "nope"})),
+            "TaskDoesNotExist",
+        ),
+        not_found("GET", "/v1/no-such-route", None, "RouteNotFound"),
+    ]
+}
+
+/// Query and path parameters of the wrong type, and a wrong method, answer the same error body as a
+/// bad JSON body.
+fn parameter_cases() -> Vec<BadInput> {
+    let bad = |method: &'static str, uri: &str, field: Option<&'static str>| BadInput {
+        what: format!("{method} {uri}: bad parameter"),
+        method,
+        uri: uri.to_owned(),
+        content_type: None,
+        body: String::new(),
+        status: StatusCode::BAD_REQUEST,
+        code: "InvalidParameter",
+        field,
+    };
+    vec![
+        bad(
+            "GET",
+            "/v1/state-machines?max_results=lots",
+            Some("max_results"),
+        ),
+        bad(
+            "GET",
+            "/v1/state-machines/sm/versions?max_results=-1",
+            Some("max_results"),
+        ),
+        bad(
+            "GET",
+            "/v1/state-machines/sm/executions?max_results=x",
+            Some("max_results"),
+        ),
+        bad("GET", "/v1/activities?max_results=x", Some("max_results")),
+        bad("GET", "/v1/event-buses?max_results=x", Some("max_results")),
+        bad("GET", "/v1/topics?max_results=x", Some("max_results")),
+        bad("GET", "/v1/task-definitions/report/not-a-number", None),
+        BadInput {
+            what: "DELETE /v1/state-machines: wrong method".into(),
+            method: "DELETE",
+            uri: "/v1/state-machines".into(),
+            content_type: None,
+            body: String::new(),
+            status: StatusCode::METHOD_NOT_ALLOWED,
+            code: "MethodNotAllowed",
+            field: None,
+        },
+    ]
+}
+
+/// What a 4xx body must not show: anything beyond the documented keys, the server's paths, source
+/// locations, panics, store or OS errors. `None` when the body is clean.
+fn leaked_internals(body: &Value, data_dir: &std::path::Path) -> Option<String> {
+    const KEYS: &[&str] = &["code", "message", "field", "details", "request_id"];
+    let Some(object) = body.as_object() else {
+        return Some("a body that is not the error object".into());
+    };
+    if let Some(key) = object.keys().find(|k| !KEYS.contains(&k.as_str())) {
+        return Some(format!("undocumented key {key}"));
+    }
+    let text = body.to_string();
+    let data_dir = data_dir.to_string_lossy();
+    let tells = [
+        data_dir.as_ref(),
+        "src/",
+        ".rs:",
+        "panicked",
+        "backtrace",
+        "sled",
+        "os error",
+        "Corrupt",
+    ];
+    tells
+        .iter()
+        .find(|tell| text.contains(**tell))
+        .map(|tell| tell.to_string())
+}
+
+async fn check_cases(h: &Harness, cases: Vec<BadInput>) {
+    let mut failures = Vec::new();
+    let total = cases.len();
+    for case in cases {
+        let mut request = Request::builder().method(case.method).uri(&case.uri);
+        if let Some(content_type) = case.content_type {
+            request = request.header(header::CONTENT_TYPE, content_type);
+        }
+        let (status, body, headers) = h
+            .send(request.body(Body::from(case.body.clone())).unwrap())
+            .await;
+        let is_json = headers.get(header::CONTENT_TYPE).is_some_and(|v| {
+            v.to_str()
+                .unwrap_or_default()
+                .starts_with("application/json")
+        });
+        if let Some(leak) = leaked_internals(&body, h._temp.path()) {
+            failures.push(format!("{}: leaks {leak:?}: {body}", case.what));
+        }
+        let field_ok = case.field.is_none_or(|field| body["field"] == field);
+        let message_ok = body["message"].as_str().is_some_and(|m| !m.is_empty());
+        if status != case.status
+            || body["code"] != case.code
+            || !field_ok
+            || !message_ok
+            || !is_json
+        {
+            failures.push(format!(
+                "{}: expected {} {} field {:?}, got {status} {body}",
+                case.what, case.status, case.code, case.field
+            ));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {total} cases answered wrong:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+#[tokio::test]
+async fn bad_bodies_on_every_route_get_the_error_body() {
+    let h = Harness::new().await;
+    h.create("sm", pass_chain(1), "STANDARD").await;
+    check_cases(&h, body_cases()).await;
+}
+
+#[tokio::test]
+async fn unknown_resources_of_every_family_are_404_with_their_code() {
+    let h = Harness::new().await;
+    h.create("sm", pass_chain(1), "STANDARD").await;
+    check_cases(&h, unknown_resource_cases()).await;
+}
+
+#[tokio::test]
+async fn bad_query_and_path_parameters_get_the_error_body() {
+    let h = Harness::new().await;
+    h.create("sm", pass_chain(1), "STANDARD").await;
+    check_cases(&h, parameter_cases()).await;
+}
+
+#[tokio::test]
+async fn oversize_bodies_on_every_route_are_413_with_the_error_body() {
+    let h = Harness::with(|config| config.max_body_bytes = 1024).await;
+    let big = json!({"name": "x".repeat(4096)}).to_string();
+    let cases = body_routes()
+        .into_iter()
+        .map(|(method, uri, _)| BadInput {
+            what: format!("{method} {uri}: oversize"),
+            method,
+            uri: uri.to_owned(),
+            content_type: Some("application/json"),
+            body: big.clone(),
+            status: StatusCode::PAYLOAD_TOO_LARGE,
+            code: "PayloadTooLarge",
+            field: None,
+        })
+        .collect();
+    check_cases(&h, cases).await;
+}
+
+#[tokio::test]
+async fn limits_answer_413_415_429_and_503_with_the_documented_body() {
+    let h = Harness::with(|config| {
+        config.max_body_bytes = 1024;
+        config.rate_limit_per_second = 10;
+        config.request_timeout = std::time::Duration::from_millis(200);
+    })
+    .await;
+    let big = json!({"name": "x".repeat(4096)}).to_string();
+    let native = |uri: &str, content_type: &str, body: String| {
+        Request::post(uri)
+            .header(header::CONTENT_TYPE, content_type)
+            .body(Body::from(body))
+            .unwrap()
+    };
+    let expectations = [
+        (
+            native("/v1/activities", "application/json", big.clone()),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "PayloadTooLarge",
+        ),
+        (
+            native("/v1/activities", "text/xml", "<name/>".into()),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "UnsupportedMediaType",
+        ),
+    ];
+    for (request, status, code) in expectations {
+        let (got, body, headers) = h.send(request).await;
+        assert_eq!((got, body["code"].as_str()), (status, Some(code)), "{body}");
+        assert_eq!(headers[header::CONTENT_TYPE], "application/json");
+        assert!(headers.contains_key("x-request-id"));
+        assert_eq!(leaked_internals(&body, h._temp.path()), None, "{body}");
+    }
+
+    // The AWS endpoint answers its own shape for the same limits.
+    let (status, body, _) = h
+        .send(
+            Request::post("/")
+                .header("x-amz-target", "AWSStepFunctions.CreateActivity")
+                .header(header::CONTENT_TYPE, "application/x-amz-json-1.0")
+                .body(Body::from(big.clone()))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(body["__type"], "RequestEntityTooLargeException", "{body}");
+
+    // A request that outlives the timeout: a sync start of an EXPRESS machine that waits.
+    h.create(
+        "slow",
+        json!({"StartAt": "Nap", "States": {"Nap": {"Type": "Wait", "Seconds": 60, "End": true}}}),
+        "EXPRESS",
+    )
+    .await;
+    let (status, body) = h
+        .post("/v1/state-machines/slow/executions/sync", json!({}))
+        .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::SERVICE_UNAVAILABLE, Some("RequestTimeout")),
+        "{body}"
+    );
+    assert_eq!(leaked_internals(&body, h._temp.path()), None, "{body}");
+
+    // Past the rate: the native API's body, and AWS's ThrottlingException. Requests alternate
+    // until each side has been refused once, so a second boundary between them does not matter.
+    let (mut native_refused, mut aws_refused) = (None, None);
+    for _ in 0..40 {
+        if native_refused.is_none() {
+            let (status, body) = h.get("/v1/activities").await;
+            if status == StatusCode::TOO_MANY_REQUESTS {
+                native_refused = Some(body);
+            }
+        }
+        if aws_refused.is_none() {
+            let (status, body) = h.aws("ListActivities", json!({})).await;
+            if status != StatusCode::OK {
+                aws_refused = Some((status, body));
+            }
+        }
+        if native_refused.is_some() && aws_refused.is_some() {
+            break;
+        }
+    }
+    let body = native_refused.expect("the native API was never rate limited");
+    assert_eq!(body["code"], "TooManyRequests", "{body}");
+    assert_eq!(leaked_internals(&body, h._temp.path()), None);
+    let (status, body) = aws_refused.expect("the AWS endpoint was never rate limited");
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["__type"], "ThrottlingException", "{body}");
+}

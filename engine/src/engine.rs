@@ -416,6 +416,46 @@ impl Engine {
         self.inner.committer.submit(writes).wait().await
     }
 
+    /// The revisions of a state machine, newest first; `next_token` is the last item's sequence
+    /// number. Revisions left by a deleted state machine of the same name are not listed.
+    pub async fn list_state_machine_revisions(
+        &self,
+        state_machine_arn: &str,
+        page: PageRequest,
+    ) -> Result<Page<StateMachineRevision>> {
+        let revisions = self.inner.revisions(state_machine_arn)?;
+        let before = match page.next_token.as_deref() {
+            None => u64::MAX,
+            Some(token) => token
+                .parse::<u64>()
+                .map_err(|_| Error::InvalidNextToken(token.to_string()))?,
+        };
+        let limit = page.limit();
+        let rest: Vec<(u64, StateMachineRevision)> = revisions
+            .into_iter()
+            .filter(|(seq, _)| *seq < before)
+            .collect();
+        let next_token = (rest.len() > limit).then(|| rest[limit - 1].0.to_string());
+        let items = rest.into_iter().take(limit).map(|(_, r)| r).collect();
+        Ok(Page { items, next_token })
+    }
+
+    /// One revision of a state machine, current or not.
+    pub async fn describe_state_machine_revision(
+        &self,
+        state_machine_arn: &str,
+        revision_id: &str,
+    ) -> Result<StateMachineRevision> {
+        self.inner
+            .revisions(state_machine_arn)?
+            .into_iter()
+            .map(|(_, r)| r)
+            .find(|r| r.revision_id == revision_id)
+            .ok_or_else(|| {
+                Error::StateMachineDoesNotExist(format!("{state_machine_arn}:{revision_id}"))
+            })
+    }
+
     /// The definition an execution runs (its revision, not necessarily the current one).
     pub async fn describe_state_machine_for_execution(
         &self,
@@ -1041,6 +1081,41 @@ impl Inner {
         }
     }
 
+    /// `(seq, revision)` of every revision of the live state machine, newest first.
+    fn revisions(&self, state_machine_arn: &str) -> Result<Vec<(u64, StateMachineRevision)>> {
+        let name = arn::state_machine_name(state_machine_arn)?;
+        let (created_ms, current) = {
+            let machines = read(&self.machines);
+            let record = machines
+                .get(&name)
+                .ok_or_else(|| Error::StateMachineDoesNotExist(state_machine_arn.to_string()))?;
+            (record.created_ms, record.revision_id.clone())
+        };
+        let sm_arn = self.scope.state_machine(&name);
+        let mut revisions: Vec<(u64, StateMachineRevision)> = self
+            .store
+            .definitions(&name)?
+            .into_iter()
+            .filter(|(revision, r)| *revision == current || r.created_ms >= created_ms)
+            .map(|(revision_id, r)| {
+                let seq = r.seq;
+                let revision = StateMachineRevision {
+                    version_arn: format!("{sm_arn}:{revision_id}"),
+                    state_machine_arn: sm_arn.clone(),
+                    current: revision_id == current,
+                    revision_id,
+                    definition: r.definition,
+                    kind: r.kind,
+                    role_arn: r.role_arn,
+                    creation_date_ms: r.created_ms,
+                };
+                (seq, revision)
+            })
+            .collect();
+        revisions.sort_by_key(|(seq, _)| std::cmp::Reverse(*seq));
+        Ok(revisions)
+    }
+
     async fn persist_machine(&self, record: &StateMachineRecord) -> Result<()> {
         let mut writes = WriteSet::default();
         writes.put_state_machine(record);
@@ -1051,6 +1126,8 @@ impl Inner {
                 definition: record.definition.clone(),
                 kind: record.kind,
                 role_arn: record.role_arn.clone(),
+                created_ms: record.updated_ms,
+                seq: self.store.next_seq()?,
             },
         );
         self.committer.submit(writes).wait().await

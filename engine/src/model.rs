@@ -56,6 +56,23 @@ pub struct StateMachineInfo {
     pub update_date_ms: u64,
 }
 
+/// One revision of a state machine's definition: a version, in AWS's words. Every update that
+/// changes the definition makes one; executions run the revision they started on.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StateMachineRevision {
+    pub revision_id: String,
+    /// `STATE_MACHINE_ARN:REVISION_ID`.
+    pub version_arn: String,
+    pub state_machine_arn: String,
+    pub definition: String,
+    pub kind: StateMachineType,
+    pub role_arn: String,
+    /// Milliseconds since the Unix epoch; 0 for revisions stored before revisions were dated.
+    pub creation_date_ms: u64,
+    /// Whether this is the state machine's current definition.
+    pub current: bool,
+}
+
 /// One page of a list.
 #[derive(Debug, Clone, Default)]
 pub struct PageRequest {

@@ -25,6 +25,12 @@ pub(crate) struct DefinitionRecord {
     pub definition: String,
     pub kind: StateMachineType,
     pub role_arn: String,
+    /// When this revision was made (0 in records written before revisions were listed).
+    #[serde(default)]
+    pub created_ms: u64,
+    /// A store sequence number: orders revisions newest first, also within one millisecond.
+    #[serde(default)]
+    pub seq: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -10,7 +10,7 @@
 //! |---|---|---|
 //! | `V` | `V format` | `[1]`: the layout version |
 //! | `M` | `M name` | [`StateMachineRecord`] |
-//! | `D` | `D name 0x00 revision` | [`DefinitionRecord`]: every revision an execution may still run |
+//! | `D` | `D name 0x00 revision` | [`DefinitionRecord`]: every revision (an execution may still run it; listed as the versions) |
 //! | `E` | `E sm:exec` | [`ExecutionRecord`] (summary plus the interpreter's runtime) |
 //! | `I` | `I sm 0x00 seq(u64 BE)` | `sm:exec`: executions of a state machine in start order |
 //! | `H` | `H sm:exec 0x00 first_id(u64 BE)` | a chunk: the events one commit appended, each `[id, previous id, timestamp ms, type code, details]` |
@@ -224,6 +224,8 @@ impl SledStore {
 pub(crate) trait StateMachineStore {
     fn state_machines(&self) -> Result<Vec<StateMachineRecord>>;
     fn definition(&self, name: &str, revision: &str) -> Result<Option<DefinitionRecord>>;
+    /// Every stored revision of `name`, with its revision id, in key order.
+    fn definitions(&self, name: &str) -> Result<Vec<(String, DefinitionRecord)>>;
 }
 
 /// Execution records and the per-state-machine index.
@@ -272,6 +274,17 @@ impl StateMachineStore for SledStore {
     }
     fn definition(&self, name: &str, revision: &str) -> Result<Option<DefinitionRecord>> {
         self.get(&keys::definition(name, revision))
+    }
+    fn definitions(&self, name: &str) -> Result<Vec<(String, DefinitionRecord)>> {
+        let prefix = keys::definition(name, "");
+        self.tree
+            .scan_prefix(&prefix)
+            .map(|kv| {
+                let (key, value) = kv?;
+                let revision = String::from_utf8_lossy(&key[prefix.len()..]).into_owned();
+                Ok((revision, decode(&value)?))
+            })
+            .collect()
     }
 }
 

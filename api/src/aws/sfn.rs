@@ -43,6 +43,7 @@ pub async fn dispatch(engine: &Engine, operation: &str, body: &[u8]) -> Result<V
         "UpdateStateMachine" => update_state_machine(engine, parse(body)?).await,
         "DeleteStateMachine" => delete_state_machine(engine, parse(body)?).await,
         "ListStateMachines" => list_state_machines(engine, parse(body)?).await,
+        "ListStateMachineVersions" => list_state_machine_versions(engine, parse(body)?).await,
         "ValidateStateMachineDefinition" => validate_definition(parse(body)?),
         "StartExecution" => start_execution(engine, parse(body)?).await,
         "StartSyncExecution" => start_sync_execution(engine, parse(body)?).await,
@@ -178,10 +179,73 @@ async fn describe_state_machine(
     engine: &Engine,
     req: StateMachineArnRequest,
 ) -> Result<Value, AwsError> {
+    // A version ARN is the state machine's ARN with `:REVISION_ID` after the name.
+    if let Some((sm_arn, revision_id)) = split_version_arn(&req.state_machine_arn) {
+        let revision = engine
+            .describe_state_machine_revision(sm_arn, revision_id)
+            .await?;
+        let info = engine.describe_state_machine(sm_arn).await?;
+        return Ok(json!({
+            "stateMachineArn": revision.version_arn,
+            "name": info.name,
+            "status": "ACTIVE",
+            "definition": revision.definition,
+            "roleArn": revision.role_arn,
+            "type": revision.kind.as_str(),
+            "creationDate": seconds(revision.creation_date_ms),
+            "revisionId": revision.revision_id,
+            "loggingConfiguration": {"level": "OFF", "includeExecutionData": false},
+            "tracingConfiguration": {"enabled": false},
+        }));
+    }
     let info = engine
         .describe_state_machine(&req.state_machine_arn)
         .await?;
     Ok(describe_state_machine_json(&info))
+}
+
+/// `(state machine ARN, revision id)` of `arn:PARTITION:states:REGION:ACCOUNT:stateMachine:NAME:REVISION`.
+fn split_version_arn(arn: &str) -> Option<(&str, &str)> {
+    let parts: Vec<&str> = arn.split(':').collect();
+    if parts.len() == 8 && parts[5] == "stateMachine" && !parts[7].is_empty() {
+        let (sm_arn, revision) = arn.rsplit_once(':')?;
+        return Some((sm_arn, revision));
+    }
+    None
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ListVersionsRequest {
+    state_machine_arn: String,
+    max_results: Option<u32>,
+    next_token: Option<String>,
+}
+
+async fn list_state_machine_versions(
+    engine: &Engine,
+    req: ListVersionsRequest,
+) -> Result<Value, AwsError> {
+    let page = engine
+        .list_state_machine_revisions(
+            &req.state_machine_arn,
+            page(req.max_results, req.next_token),
+        )
+        .await?;
+    let items: Vec<Value> = page
+        .items
+        .iter()
+        .map(|revision| {
+            json!({
+                "stateMachineVersionArn": revision.version_arn,
+                "creationDate": seconds(revision.creation_date_ms),
+            })
+        })
+        .collect();
+    Ok(with_token(
+        json!({ "stateMachineVersions": items }),
+        page.next_token,
+    ))
 }
 
 #[derive(Deserialize)]
@@ -303,7 +367,29 @@ impl From<StartExecutionRequest> for StartExecution {
     }
 }
 
+/// A start may name a version ARN (as AWS allows): the current revision runs; an older one is
+/// refused rather than silently running the current definition instead.
+async fn resolve_version(
+    engine: &Engine,
+    mut req: StartExecutionRequest,
+) -> Result<StartExecutionRequest, AwsError> {
+    if let Some((sm_arn, revision_id)) = split_version_arn(&req.state_machine_arn) {
+        let revision = engine
+            .describe_state_machine_revision(sm_arn, revision_id)
+            .await?;
+        if !revision.current {
+            return Err(AwsError::validation(format!(
+                "only the current version of a state machine can be started; {} is an older one",
+                req.state_machine_arn
+            )));
+        }
+        req.state_machine_arn = sm_arn.to_owned();
+    }
+    Ok(req)
+}
+
 async fn start_execution(engine: &Engine, req: StartExecutionRequest) -> Result<Value, AwsError> {
+    let req = resolve_version(engine, req).await?;
     let started = engine.start_execution(req.into()).await?;
     Ok(json!({
         "executionArn": started.execution_arn,
@@ -315,6 +401,7 @@ async fn start_sync_execution(
     engine: &Engine,
     req: StartExecutionRequest,
 ) -> Result<Value, AwsError> {
+    let req = resolve_version(engine, req).await?;
     let info = engine.start_sync_execution(req.into()).await?;
     let mut out = execution_json(&info);
     if let Some(object) = out.as_object_mut() {

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -12,7 +12,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::wire::{Activity, ActivityList, PageParams, json_text};
-use crate::error::{ApiError, ApiJson, ApiResult, ErrorBody};
+use crate::error::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult, ErrorBody};
 use crate::state::AppState;
 
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -58,7 +58,7 @@ pub async fn create_activity(
 )]
 pub async fn list_activities(
     State(state): State<AppState>,
-    Query(params): Query<PageParams>,
+    ApiQuery(params): ApiQuery<PageParams>,
 ) -> ApiResult<Json<ActivityList>> {
     let page = state.engine().list_activities(params.page()).await?;
     Ok(Json(ActivityList {
@@ -80,7 +80,7 @@ pub async fn list_activities(
 )]
 pub async fn get_activity(
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> ApiResult<Json<Activity>> {
     let arn = state.activity_arn(&name);
     Ok(Json(state.engine().describe_activity(&arn).await?.into()))
@@ -93,13 +93,12 @@ pub async fn get_activity(
     tag = "activities",
     params(("name" = String, Path, description = "Activity name")),
     responses(
-        (status = 204, description = "Deleted"),
-        (status = 404, description = "No such activity", body = ErrorBody),
+        (status = 204, description = "Deleted, or there was no such activity: deleting is idempotent, as in AWS"),
     )
 )]
 pub async fn delete_activity(
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> ApiResult<StatusCode> {
     let arn = state.activity_arn(&name);
     state.engine().delete_activity(&arn).await?;
@@ -116,8 +115,10 @@ pub struct PollParams {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"task_token": "AQB8AAAAKgAAAAMAAAAAAAAAAf3Xv0c2", "input": {"pull_request": 42}}))]
 pub struct ActivityTask {
     /// Answer with `/v1/task-tokens/success` or `/failure`.
+    #[schema(example = "AQB8AAAAKgAAAAMAAAAAAAAAAf3Xv0c2")]
     pub task_token: String,
     /// Any JSON value: the Task state's effective input.
     #[schema(value_type = serde_json::Value)]
@@ -139,8 +140,8 @@ pub struct ActivityTask {
 )]
 pub async fn poll_activity(
     State(state): State<AppState>,
-    Path(name): Path<String>,
-    Query(params): Query<PollParams>,
+    ApiPath(name): ApiPath<String>,
+    ApiQuery(params): ApiQuery<PollParams>,
     _body: Option<ApiJson<Value>>,
 ) -> ApiResult<axum::response::Response> {
     use axum::response::IntoResponse;

@@ -3,7 +3,7 @@
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
@@ -15,7 +15,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::wire::{PageParams, rfc3339};
-use crate::error::{ApiError, ApiJson, ApiResult, ErrorBody};
+use crate::error::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult, ErrorBody};
 use crate::state::AppState;
 
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -111,7 +111,7 @@ pub async fn create_bus(
     responses((status = 200, description = "One page", body = EventBusList)))]
 pub async fn list_buses(
     State(state): State<AppState>,
-    Query(params): Query<PageParams>,
+    ApiQuery(params): ApiQuery<PageParams>,
 ) -> ApiResult<Json<EventBusList>> {
     let page = state.bus().list_event_buses(None, params.page())?;
     Ok(Json(EventBusList {
@@ -129,7 +129,7 @@ pub async fn list_buses(
     ))]
 pub async fn get_bus(
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> ApiResult<Json<EventBus>> {
     Ok(Json(state.bus().describe_event_bus(&name)?.into()))
 }
@@ -143,7 +143,7 @@ pub async fn get_bus(
     ))]
 pub async fn delete_bus(
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> ApiResult<StatusCode> {
     state.bus().delete_event_bus(&name).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -177,6 +177,7 @@ pub struct PutEventsBody {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct PutEventsResultEntry {
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = "0b5f1c1e-8f0a-4c51-a0c3-2b5d43a1e9f7")]
     pub event_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error_code: Option<String>,
@@ -186,6 +187,7 @@ pub struct PutEventsResultEntry {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct PutEventsResult {
+    #[schema(example = 0)]
     pub failed_entry_count: usize,
     pub entries: Vec<PutEventsResultEntry>,
 }
@@ -202,7 +204,7 @@ pub struct PutEventsResult {
     ))]
 pub async fn put_events(
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
     ApiJson(body): ApiJson<PutEventsBody>,
 ) -> ApiResult<Json<PutEventsResult>> {
     let mut entries = Vec::with_capacity(body.entries.len());
@@ -293,6 +295,7 @@ pub struct RuleList {
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"event_pattern": {"source": ["github"], "detail-type": ["pull_request.opened"]}, "state": "ENABLED"}))]
 pub struct RuleBody {
     /// An EventBridge event pattern (a JSON object).
     #[schema(value_type = Option<Object>)]
@@ -300,6 +303,7 @@ pub struct RuleBody {
     /// `rate(5 minutes)`, `cron(0 12 * * ? *)` or `at(2026-12-24T18:00:00)` (default bus only).
     pub schedule_expression: Option<String>,
     /// `ENABLED` (default) or `DISABLED`.
+    #[schema(example = "ENABLED")]
     pub state: Option<String>,
     pub description: Option<String>,
 }
@@ -313,8 +317,8 @@ pub struct RuleBody {
     ))]
 pub async fn list_rules(
     State(state): State<AppState>,
-    Path(name): Path<String>,
-    Query(params): Query<PageParams>,
+    ApiPath(name): ApiPath<String>,
+    ApiQuery(params): ApiQuery<PageParams>,
 ) -> ApiResult<Json<RuleList>> {
     let page = state.bus().list_rules(Some(&name), None, params.page())?;
     Ok(Json(RuleList {
@@ -334,7 +338,7 @@ pub async fn list_rules(
     ))]
 pub async fn put_rule(
     State(state): State<AppState>,
-    Path((bus_name, rule)): Path<(String, String)>,
+    ApiPath((bus_name, rule)): ApiPath<(String, String)>,
     ApiJson(body): ApiJson<RuleBody>,
 ) -> ApiResult<Json<Rule>> {
     let rule_state = match body.state.as_deref() {
@@ -388,7 +392,7 @@ pub async fn put_rule(
     ))]
 pub async fn get_rule(
     State(state): State<AppState>,
-    Path((bus_name, rule)): Path<(String, String)>,
+    ApiPath((bus_name, rule)): ApiPath<(String, String)>,
 ) -> ApiResult<Json<Rule>> {
     Ok(Json(
         state.bus().describe_rule(Some(&bus_name), &rule)?.into(),
@@ -411,8 +415,8 @@ pub struct DeleteRuleParams {
     ))]
 pub async fn delete_rule(
     State(state): State<AppState>,
-    Path((bus_name, rule)): Path<(String, String)>,
-    Query(params): Query<DeleteRuleParams>,
+    ApiPath((bus_name, rule)): ApiPath<(String, String)>,
+    ApiQuery(params): ApiQuery<DeleteRuleParams>,
 ) -> ApiResult<StatusCode> {
     state
         .bus()
@@ -430,7 +434,7 @@ pub async fn delete_rule(
     ))]
 pub async fn enable_rule(
     State(state): State<AppState>,
-    Path((bus_name, rule)): Path<(String, String)>,
+    ApiPath((bus_name, rule)): ApiPath<(String, String)>,
 ) -> ApiResult<StatusCode> {
     state.bus().enable_rule(Some(&bus_name), &rule).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -445,7 +449,7 @@ pub async fn enable_rule(
     ))]
 pub async fn disable_rule(
     State(state): State<AppState>,
-    Path((bus_name, rule)): Path<(String, String)>,
+    ApiPath((bus_name, rule)): ApiPath<(String, String)>,
 ) -> ApiResult<StatusCode> {
     state.bus().disable_rule(Some(&bus_name), &rule).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -558,6 +562,7 @@ pub struct TargetFailure {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct PutTargetsResult {
     /// Targets that were not taken (the others were).
+    #[schema(example = json!([]))]
     pub failed: Vec<TargetFailure>,
 }
 
@@ -577,7 +582,7 @@ pub struct TargetList {
     ))]
 pub async fn put_targets(
     State(state): State<AppState>,
-    Path((bus_name, rule)): Path<(String, String)>,
+    ApiPath((bus_name, rule)): ApiPath<(String, String)>,
     ApiJson(body): ApiJson<PutTargetsBody>,
 ) -> ApiResult<Json<PutTargetsResult>> {
     let targets = body.targets.into_iter().map(Into::into).collect();
@@ -606,7 +611,7 @@ pub async fn put_targets(
     ))]
 pub async fn list_targets(
     State(state): State<AppState>,
-    Path((bus_name, rule)): Path<(String, String)>,
+    ApiPath((bus_name, rule)): ApiPath<(String, String)>,
 ) -> ApiResult<Json<TargetList>> {
     let targets = state.bus().list_targets_by_rule(Some(&bus_name), &rule)?;
     Ok(Json(TargetList {
@@ -623,7 +628,7 @@ pub async fn list_targets(
     ))]
 pub async fn remove_target(
     State(state): State<AppState>,
-    Path((bus_name, rule, id)): Path<(String, String, String)>,
+    ApiPath((bus_name, rule, id)): ApiPath<(String, String, String)>,
 ) -> ApiResult<StatusCode> {
     let failed = state
         .bus()
@@ -637,6 +642,7 @@ pub async fn remove_target(
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"event_pattern": {"source": ["github"]}, "event": {"id": "1", "source": "github", "detail-type": "pull_request.opened", "account": "123456789012", "region": "us-east-1", "time": "2026-11-22T06:00:00Z", "resources": [], "detail": {}}}))]
 pub struct TestPatternBody {
     #[schema(value_type = Object)]
     pub event_pattern: Value,
@@ -647,6 +653,7 @@ pub struct TestPatternBody {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TestPatternResult {
+    #[schema(example = true)]
     pub matches: bool,
 }
 
@@ -679,6 +686,7 @@ pub async fn test_pattern(
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Archive {
+    #[schema(example = "all-events")]
     pub name: String,
     pub arn: String,
     pub event_bus_arn: String,
@@ -686,6 +694,7 @@ pub struct Archive {
     #[schema(value_type = Option<Object>)]
     pub event_pattern: Option<Value>,
     /// 0 keeps events forever.
+    #[schema(example = 30)]
     pub retention_days: u32,
     pub event_count: u64,
     pub size_bytes: u64,
@@ -757,7 +766,7 @@ pub async fn create_archive(
     responses((status = 200, description = "One page", body = ArchiveList)))]
 pub async fn list_archives(
     State(state): State<AppState>,
-    Query(params): Query<PageParams>,
+    ApiQuery(params): ApiQuery<PageParams>,
 ) -> ApiResult<Json<ArchiveList>> {
     let page = state.bus().list_archives(params.page())?;
     Ok(Json(ArchiveList {
@@ -775,7 +784,7 @@ pub async fn list_archives(
     ))]
 pub async fn get_archive(
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> ApiResult<Json<Archive>> {
     Ok(Json(state.bus().describe_archive(&name)?.into()))
 }
@@ -789,7 +798,7 @@ pub async fn get_archive(
     ))]
 pub async fn delete_archive(
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> ApiResult<StatusCode> {
     state.bus().delete_archive(&name).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -797,6 +806,7 @@ pub async fn delete_archive(
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Replay {
+    #[schema(example = "replay-1")]
     pub name: String,
     pub arn: String,
     pub archive_arn: String,
@@ -804,6 +814,7 @@ pub struct Replay {
     /// Only these rules see the replayed events (all when empty).
     pub rule_arns: Vec<String>,
     /// `STARTING`, `RUNNING`, `CANCELLING`, `COMPLETED`, `CANCELLED` or `FAILED`.
+    #[schema(example = "COMPLETED")]
     pub state: String,
     pub start_time: String,
     pub end_time: String,
@@ -841,12 +852,16 @@ pub struct ReplayList {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StartReplayBody {
+    #[schema(example = "replay-1")]
     pub name: String,
     /// The archive's name.
+    #[schema(example = "all-events")]
     pub archive: String,
     /// RFC 3339: events archived from this time...
+    #[schema(example = "2026-11-22T06:00:00Z")]
     pub start_time: String,
     /// ...until this one (exclusive).
+    #[schema(example = "2026-11-22T07:00:00Z")]
     pub end_time: String,
     /// Only these rules (ARNs) see the replayed events.
     #[serde(default)]
@@ -901,7 +916,7 @@ pub async fn start_replay(
     responses((status = 200, description = "One page", body = ReplayList)))]
 pub async fn list_replays(
     State(state): State<AppState>,
-    Query(params): Query<PageParams>,
+    ApiQuery(params): ApiQuery<PageParams>,
 ) -> ApiResult<Json<ReplayList>> {
     let page = state.bus().list_replays(params.page())?;
     Ok(Json(ReplayList {
@@ -919,7 +934,7 @@ pub async fn list_replays(
     ))]
 pub async fn get_replay(
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> ApiResult<Json<Replay>> {
     Ok(Json(state.bus().describe_replay(&name)?.into()))
 }
@@ -934,7 +949,7 @@ pub async fn get_replay(
     ))]
 pub async fn cancel_replay(
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> ApiResult<Json<Replay>> {
     Ok(Json(state.bus().cancel_replay(&name).await?.into()))
 }
@@ -947,11 +962,13 @@ pub struct BusDeadLetter {
     #[schema(value_type = Object)]
     pub event: Value,
     pub rule_arn: String,
+    #[schema(example = "start-scan")]
     pub target_id: String,
     pub target_arn: String,
     /// The input the target was to receive.
     pub input: String,
     /// `RETRY_ATTEMPTS_EXHAUSTED`, `MAXIMUM_EVENT_AGE_EXCEEDED`, `SDK_CLIENT_ERROR`, ...
+    #[schema(example = "StateMachineDoesNotExist")]
     pub error_code: String,
     pub error_message: String,
     pub attempts: u32,
@@ -970,7 +987,7 @@ pub struct BusDeadLetterList {
     responses((status = 200, description = "One page", body = BusDeadLetterList)))]
 pub async fn list_dead_letters(
     State(state): State<AppState>,
-    Query(params): Query<PageParams>,
+    ApiQuery(params): ApiQuery<PageParams>,
 ) -> ApiResult<Json<BusDeadLetterList>> {
     let page = state.bus().list_dead_letters(params.page())?;
     Ok(Json(BusDeadLetterList {
@@ -1003,7 +1020,7 @@ pub async fn list_dead_letters(
     ))]
 pub async fn redrive_dead_letter(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<StatusCode> {
     state.bus().redrive_dead_letter(&id).await?;
     Ok(StatusCode::ACCEPTED)
@@ -1030,7 +1047,8 @@ fn github_signature_ok(secret: &str, body: &[u8], header: Option<&str>) -> bool 
 /// the payload as `detail`. The signature is checked first; a bad one publishes nothing.
 #[utoipa::path(post, path = "/v1/webhooks/github/{bus}", tag = "event bus",
     params(("bus" = String, Path, description = "Bus the event goes to")),
-    request_body(content = Object, description = "GitHub's webhook payload", content_type = "application/json"),
+    request_body(content = Object, description = "GitHub's webhook payload", content_type = "application/json",
+        example = json!({"action": "opened", "number": 42, "pull_request": {"number": 42, "title": "Add a scanner"}, "repository": {"full_name": "acme/app"}})),
     responses(
         (status = 202, description = "Published", body = PutEventsResultEntry),
         (status = 400, description = "Not a JSON object, or no X-GitHub-Event", body = ErrorBody),
@@ -1039,7 +1057,7 @@ fn github_signature_ok(secret: &str, body: &[u8], header: Option<&str>) -> bool 
     ))]
 pub async fn github_webhook(
     State(state): State<AppState>,
-    Path(bus_name): Path<String>,
+    ApiPath(bus_name): ApiPath<String>,
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<(StatusCode, Json<PutEventsResultEntry>)> {

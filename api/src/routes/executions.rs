@@ -1,7 +1,7 @@
 //! Executions of a state machine: start (durable or synchronous), get, list, stop, redrive, history.
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -11,7 +11,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::wire::{Execution, ExecutionList, History, PageParams, rfc3339};
-use crate::error::{ApiError, ApiJson, ApiResult, ErrorBody};
+use crate::error::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult, ErrorBody};
 use crate::state::AppState;
 
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -26,6 +26,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
 
 #[derive(Debug, Deserialize, ToSchema, Default)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"name": "run-1", "input": {"who": "world"}}))]
 pub struct StartExecutionBody {
     /// Unique per state machine; a repeat with the same input returns the same execution.
     /// Generated when absent.
@@ -34,7 +35,7 @@ pub struct StartExecutionBody {
     pub name: Option<String>,
     /// The execution's input (any JSON; default `{}`).
     #[serde(default)]
-    #[schema(value_type = Object, example = json!({"who": "world"}))]
+    #[schema(value_type = Object)]
     pub input: Option<Value>,
 }
 
@@ -50,7 +51,9 @@ impl StartExecutionBody {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Started {
+    #[schema(example = "arn:aws:states:us-east-1:123456789012:execution:hello:run-1")]
     pub arn: String,
+    #[schema(example = "2026-11-22T06:00:00.000Z")]
     pub started_at: String,
 }
 
@@ -71,7 +74,7 @@ pub struct Started {
 )]
 pub async fn start_execution(
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
     body: Option<ApiJson<StartExecutionBody>>,
 ) -> ApiResult<(StatusCode, Json<Started>)> {
     let body = body.map(|ApiJson(body)| body).unwrap_or_default();
@@ -104,7 +107,7 @@ pub async fn start_execution(
 )]
 pub async fn start_sync_execution(
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
     body: Option<ApiJson<StartExecutionBody>>,
 ) -> ApiResult<Json<Execution>> {
     let body = body.map(|ApiJson(body)| body).unwrap_or_default();
@@ -139,8 +142,8 @@ pub struct ListParams {
 )]
 pub async fn list_executions(
     State(state): State<AppState>,
-    Path(name): Path<String>,
-    Query(params): Query<ListParams>,
+    ApiPath(name): ApiPath<String>,
+    ApiQuery(params): ApiQuery<ListParams>,
 ) -> ApiResult<Json<ExecutionList>> {
     let status = match params.status.as_deref() {
         None | Some("") => None,
@@ -189,7 +192,7 @@ pub async fn list_executions(
 )]
 pub async fn get_execution(
     State(state): State<AppState>,
-    Path((name, execution)): Path<(String, String)>,
+    ApiPath((name, execution)): ApiPath<(String, String)>,
 ) -> ApiResult<Json<Execution>> {
     let arn = state.execution_arn(&name, &execution);
     Ok(Json(state.engine().describe_execution(&arn).await?.into()))
@@ -199,13 +202,16 @@ pub async fn get_execution(
 #[serde(deny_unknown_fields)]
 pub struct StopBody {
     #[serde(default)]
+    #[schema(example = "Cancelled")]
     pub error: Option<String>,
     #[serde(default)]
+    #[schema(example = "stopped by an operator")]
     pub cause: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Stopped {
+    #[schema(example = "2026-11-22T06:00:05.000Z")]
     pub stopped_at: String,
 }
 
@@ -226,7 +232,7 @@ pub struct Stopped {
 )]
 pub async fn stop_execution(
     State(state): State<AppState>,
-    Path((name, execution)): Path<(String, String)>,
+    ApiPath((name, execution)): ApiPath<(String, String)>,
     body: Option<ApiJson<StopBody>>,
 ) -> ApiResult<Json<Stopped>> {
     let body = body.map(|ApiJson(body)| body).unwrap_or_default();
@@ -242,6 +248,7 @@ pub async fn stop_execution(
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Redriven {
+    #[schema(example = "2026-11-22T06:10:00.000Z")]
     pub redriven_at: String,
 }
 
@@ -262,7 +269,7 @@ pub struct Redriven {
 )]
 pub async fn redrive_execution(
     State(state): State<AppState>,
-    Path((name, execution)): Path<(String, String)>,
+    ApiPath((name, execution)): ApiPath<(String, String)>,
 ) -> ApiResult<Json<Redriven>> {
     let arn = state.execution_arn(&name, &execution);
     let date = state.engine().redrive_execution(&arn).await?;
@@ -299,8 +306,8 @@ pub struct HistoryParams {
 )]
 pub async fn get_history(
     State(state): State<AppState>,
-    Path((name, execution)): Path<(String, String)>,
-    Query(params): Query<HistoryParams>,
+    ApiPath((name, execution)): ApiPath<(String, String)>,
+    ApiQuery(params): ApiQuery<HistoryParams>,
 ) -> ApiResult<Json<History>> {
     let arn = state.execution_arn(&name, &execution);
     let page = PageParams {

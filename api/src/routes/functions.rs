@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
@@ -21,7 +21,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::wire::rfc3339;
-use crate::error::{ApiError, ApiJson, ApiResult, ErrorBody};
+use crate::error::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult, ErrorBody};
 use crate::state::AppState;
 
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -237,6 +237,7 @@ pub enum InvocationType {
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"payload": {"pull_request": 42}}))]
 pub struct InvokeBody {
     /// The event handed to the handler (default `{}`).
     #[schema(value_type = Object)]
@@ -259,7 +260,9 @@ pub struct FunctionErrorView {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"request_id": "8e0c6c4a-1d2b-4f7e-9a55-6b1f0d3c2e10", "executed_version": "1", "payload": {"files": 3}, "logs_url": "/v1/functions/parse-pr/invocations/8e0c6c4a-1d2b-4f7e-9a55-6b1f0d3c2e10/logs"}))]
 pub struct InvokeResult {
+    #[schema(example = "8e0c6c4a-1d2b-4f7e-9a55-6b1f0d3c2e10")]
     pub request_id: String,
     pub executed_version: String,
     /// The handler's result; `null` when it failed.
@@ -273,6 +276,7 @@ pub struct InvokeResult {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct InvokeAccepted {
+    #[schema(example = "8e0c6c4a-1d2b-4f7e-9a55-6b1f0d3c2e10")]
     pub request_id: String,
     pub logs_url: String,
 }
@@ -281,7 +285,9 @@ pub struct InvokeAccepted {
 /// `START`/`END`/`REPORT` lines).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct InvocationLogView {
+    #[schema(example = "8e0c6c4a-1d2b-4f7e-9a55-6b1f0d3c2e10")]
     pub request_id: String,
+    #[schema(example = "parse-pr")]
     pub function: String,
     pub started_at: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -391,7 +397,7 @@ pub async fn list_functions(State(state): State<AppState>) -> Json<FunctionList>
 )]
 pub async fn get_function(
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> ApiResult<Json<FunctionView>> {
     Ok(Json(state.functions().get(&name)?.into()))
 }
@@ -411,7 +417,7 @@ pub async fn get_function(
 )]
 pub async fn update_function(
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
     ApiJson(body): ApiJson<FunctionBody>,
 ) -> ApiResult<Json<FunctionView>> {
     if let Some(given) = &body.name
@@ -441,7 +447,7 @@ pub async fn update_function(
 )]
 pub async fn delete_function(
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> ApiResult<StatusCode> {
     state.functions().delete(&name).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -463,7 +469,7 @@ pub async fn delete_function(
 )]
 pub async fn invoke_function(
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
     body: Option<ApiJson<InvokeBody>>,
 ) -> ApiResult<Response> {
     let body = body.map(|b| b.0).unwrap_or_default();
@@ -523,7 +529,7 @@ fn json_or_text(bytes: &[u8]) -> Value {
 )]
 pub async fn get_invocation_logs(
     State(state): State<AppState>,
-    Path((name, request_id)): Path<(String, String)>,
+    ApiPath((name, request_id)): ApiPath<(String, String)>,
 ) -> ApiResult<Json<InvocationLogView>> {
     Ok(Json(state.functions().logs(&name, &request_id)?.into()))
 }
@@ -546,7 +552,7 @@ pub struct InvocationsQuery {
 )]
 pub async fn list_function_invocations(
     State(state): State<AppState>,
-    Query(query): Query<InvocationsQuery>,
+    ApiQuery(query): ApiQuery<InvocationsQuery>,
 ) -> ApiResult<Json<InvocationList>> {
     let invocations = state
         .functions()
@@ -570,8 +576,8 @@ pub struct LambdaInvokeQuery {
 /// 204 for `DryRun`; errors with `x-amzn-ErrorType`.
 pub async fn lambda_invoke(
     State(state): State<AppState>,
-    Path(function): Path<String>,
-    Query(query): Query<LambdaInvokeQuery>,
+    ApiPath(function): ApiPath<String>,
+    ApiQuery(query): ApiQuery<LambdaInvokeQuery>,
     uri: axum::http::Uri,
     headers: HeaderMap,
     body: Bytes,

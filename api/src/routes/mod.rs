@@ -85,16 +85,83 @@ fn routes() -> OpenApiRouter<AppState> {
         .merge(event_buses::routes())
 }
 
+/// The router and its OpenAPI document.
+fn parts() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    let (router, mut api) = routes().split_for_parts();
+    document_body_errors(&mut api);
+    (router, api)
+}
+
 /// The OpenAPI document of the native API, as served at `/openapi.json`.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    routes().split_for_parts().1
+    parts().1
+}
+
+/// Every operation that takes a JSON body can answer the body's errors (`ApiJson`'s rejections),
+/// whether or not its handler's annotation lists them.
+fn document_body_errors(api: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+    const BODY_ERRORS: [(&str, &str); 4] = [
+        (
+            "400",
+            "Malformed JSON (`MalformedJson`), or an invalid value",
+        ),
+        (
+            "413",
+            "The body is larger than the server accepts (`PayloadTooLarge`)",
+        ),
+        (
+            "415",
+            "Not `Content-Type: application/json` (`UnsupportedMediaType`)",
+        ),
+        (
+            "422",
+            "Well-formed JSON of the wrong shape: a missing, unknown or mistyped field (`InvalidRequestBody`)",
+        ),
+    ];
+    for item in api.paths.paths.values_mut() {
+        let operations = [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.patch,
+        ];
+        for operation in operations.into_iter().flatten() {
+            let takes_json = operation
+                .request_body
+                .as_ref()
+                .is_some_and(|body| body.content.contains_key("application/json"));
+            if !takes_json {
+                continue;
+            }
+            for (status, description) in BODY_ERRORS {
+                operation
+                    .responses
+                    .responses
+                    .entry(status.to_owned())
+                    .or_insert_with(|| {
+                        ResponseBuilder::new()
+                            .description(description)
+                            .content(
+                                "application/json",
+                                ContentBuilder::new()
+                                    .schema(Some(Ref::from_schema_name("ErrorBody")))
+                                    .build(),
+                            )
+                            .build()
+                            .into()
+                    });
+            }
+        }
+    }
 }
 
 /// The whole HTTP surface of the server.
 pub fn app(state: AppState) -> Router {
     let max_body = state.config().max_body_bytes;
     let timeout = state.config().request_timeout;
-    let (router, api) = routes().split_for_parts();
+    let (router, api) = parts();
     let request_id = HeaderName::from_static(REQUEST_ID_HEADER);
     router
         .route("/", axum::routing::post(crate::aws::handle))
@@ -221,27 +288,55 @@ async fn guard(State(state): State<AppState>, request: Request, next: Next) -> R
     next.run(request).await
 }
 
-/// Layers that answer on their own (timeout, ...) give an empty body: give it the error body.
+/// Layers that answer on their own (timeout, method not allowed, ...) give an empty body, and axum's
+/// own rejections a plain-text one: give both the error body, keeping axum's text as the message.
 async fn fill_empty_errors(response: Response) -> Response {
     let status = response.status();
-    if (status.is_client_error() || status.is_server_error())
-        && !response
-            .headers()
-            .contains_key(axum::http::header::CONTENT_TYPE)
-    {
-        return status_error(status);
+    if !(status.is_client_error() || status.is_server_error()) {
+        return response;
     }
-    response
+    let content_type = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_owned);
+    match content_type {
+        None => status_error(status),
+        Some(text) if text.starts_with("text/plain") && status.is_client_error() => {
+            // Rejection texts are short; anything longer is not one of them.
+            match axum::body::to_bytes(response.into_body(), 4096).await {
+                Ok(bytes) => {
+                    let mut response = status_error(status);
+                    let message = String::from_utf8_lossy(&bytes).trim().to_owned();
+                    if !message.is_empty() {
+                        let code = status_code_name(status);
+                        response = ApiError::new(status, code, message).into_response();
+                    }
+                    response
+                }
+                Err(_) => status_error(status),
+            }
+        }
+        Some(_) => response,
+    }
+}
+
+fn status_code_name(status: StatusCode) -> &'static str {
+    match status {
+        StatusCode::PAYLOAD_TOO_LARGE => "PayloadTooLarge",
+        StatusCode::SERVICE_UNAVAILABLE => "RequestTimeout",
+        StatusCode::TOO_MANY_REQUESTS => "TooManyRequests",
+        StatusCode::METHOD_NOT_ALLOWED => "MethodNotAllowed",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "UnsupportedMediaType",
+        StatusCode::NOT_FOUND => "RouteNotFound",
+        StatusCode::INTERNAL_SERVER_ERROR => "InternalError",
+        _ => "BadRequest",
+    }
 }
 
 /// Turns a plain-text status into the API's error body, for layers that answer on their own.
 pub fn status_error(status: StatusCode) -> Response {
-    let code = match status {
-        StatusCode::PAYLOAD_TOO_LARGE => "PayloadTooLarge",
-        StatusCode::SERVICE_UNAVAILABLE => "RequestTimeout",
-        StatusCode::TOO_MANY_REQUESTS => "TooManyRequests",
-        _ => "BadRequest",
-    };
+    let code = status_code_name(status);
     let mut response =
         ApiError::new(status, code, status.canonical_reason().unwrap_or("error")).into_response();
     response

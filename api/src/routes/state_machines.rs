@@ -1,7 +1,7 @@
-//! `/v1/state-machines`: create, list, get, update, delete.
+//! `/v1/state-machines`: create, list, get, update, delete, and the versions (revisions).
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::Value;
@@ -10,8 +10,10 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::wire::{PageParams, StateMachine, StateMachineList};
-use crate::error::{ApiError, ApiJson, ApiResult, ErrorBody};
+use super::wire::{
+    PageParams, StateMachine, StateMachineList, StateMachineVersion, StateMachineVersionList,
+};
+use crate::error::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult, ErrorBody};
 use crate::state::AppState;
 
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -22,6 +24,8 @@ pub fn routes() -> OpenApiRouter<AppState> {
             update_state_machine,
             delete_state_machine
         ))
+        .routes(routes!(list_state_machine_versions))
+        .routes(routes!(get_state_machine_version))
 }
 
 /// A definition given as a JSON object, or as a string holding the JSON (as AWS takes it).
@@ -40,12 +44,13 @@ pub fn definition_text(definition: &Value, field: &str) -> ApiResult<String> {
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"name": "hello", "definition": {"StartAt": "Hello", "States": {"Hello": {"Type": "Pass", "Result": {"greeting": "hi"}, "End": true}}}, "type": "STANDARD"}))]
 pub struct CreateStateMachineBody {
     /// 1 to 80 characters: letters, digits, `-` and `_`.
     #[schema(example = "hello")]
     pub name: String,
     /// The ASL definition (an object, or a string holding it).
-    #[schema(value_type = Object, example = json!({"StartAt": "Hello", "States": {"Hello": {"Type": "Pass", "Result": {"greeting": "hi"}, "End": true}}}))]
+    #[schema(value_type = Object)]
     pub definition: Value,
     /// `STANDARD` (default) or `EXPRESS`.
     #[serde(rename = "type", default)]
@@ -116,7 +121,7 @@ pub async fn create_state_machine(
 )]
 pub async fn list_state_machines(
     State(state): State<AppState>,
-    Query(params): Query<PageParams>,
+    ApiQuery(params): ApiQuery<PageParams>,
 ) -> ApiResult<Json<StateMachineList>> {
     let page = state.engine().list_state_machines(params.page()).await?;
     Ok(Json(StateMachineList {
@@ -138,7 +143,7 @@ pub async fn list_state_machines(
 )]
 pub async fn get_state_machine(
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> ApiResult<Json<StateMachine>> {
     let arn = state.state_machine_arn(&name);
     Ok(Json(
@@ -148,6 +153,7 @@ pub async fn get_state_machine(
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"definition": {"StartAt": "Hello", "States": {"Hello": {"Type": "Pass", "Result": {"greeting": "hello again"}, "End": true}}}}))]
 pub struct UpdateStateMachineBody {
     /// The new ASL definition (an object, or a string holding it).
     #[schema(value_type = Object)]
@@ -169,7 +175,7 @@ pub struct UpdateStateMachineBody {
 )]
 pub async fn update_state_machine(
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
     ApiJson(body): ApiJson<UpdateStateMachineBody>,
 ) -> ApiResult<Json<StateMachine>> {
     let arn = state.state_machine_arn(&name);
@@ -188,15 +194,71 @@ pub async fn update_state_machine(
     tag = "state machines",
     params(("name" = String, Path, description = "State machine name")),
     responses(
-        (status = 204, description = "Deleted"),
-        (status = 404, description = "No such state machine", body = ErrorBody),
+        (status = 204, description = "Deleted, or there was no such state machine: deleting is idempotent, as in AWS"),
     )
 )]
 pub async fn delete_state_machine(
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> ApiResult<StatusCode> {
     let arn = state.state_machine_arn(&name);
     state.engine().delete_state_machine(&arn).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// List a state machine's versions, newest first.
+///
+/// Every update that changes the definition makes a new revision; the current one has
+/// `current: true`. Executions keep the revision they started on.
+#[utoipa::path(
+    get,
+    path = "/v1/state-machines/{name}/versions",
+    tag = "state machines",
+    params(("name" = String, Path, description = "State machine name"), PageParams),
+    responses(
+        (status = 200, description = "One page, newest first", body = StateMachineVersionList),
+        (status = 400, description = "Bad paging token", body = ErrorBody),
+        (status = 404, description = "No such state machine", body = ErrorBody),
+    )
+)]
+pub async fn list_state_machine_versions(
+    State(state): State<AppState>,
+    ApiPath(name): ApiPath<String>,
+    ApiQuery(params): ApiQuery<PageParams>,
+) -> ApiResult<Json<StateMachineVersionList>> {
+    let arn = state.state_machine_arn(&name);
+    let page = state
+        .engine()
+        .list_state_machine_revisions(&arn, params.page())
+        .await?;
+    Ok(Json(StateMachineVersionList {
+        versions: page.items.into_iter().map(Into::into).collect(),
+        next_token: page.next_token,
+    }))
+}
+
+/// Get one version of a state machine, with its definition.
+#[utoipa::path(
+    get,
+    path = "/v1/state-machines/{name}/versions/{revision_id}",
+    tag = "state machines",
+    params(
+        ("name" = String, Path, description = "State machine name"),
+        ("revision_id" = String, Path, description = "A `revision_id` from the versions list or the state machine"),
+    ),
+    responses(
+        (status = 200, description = "The version", body = StateMachineVersion),
+        (status = 404, description = "No such state machine or version", body = ErrorBody),
+    )
+)]
+pub async fn get_state_machine_version(
+    State(state): State<AppState>,
+    ApiPath((name, revision_id)): ApiPath<(String, String)>,
+) -> ApiResult<Json<StateMachineVersion>> {
+    let arn = state.state_machine_arn(&name);
+    let revision = state
+        .engine()
+        .describe_state_machine_revision(&arn, &revision_id)
+        .await?;
+    Ok(Json(revision.into()))
 }

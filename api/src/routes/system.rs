@@ -17,7 +17,8 @@ pub fn routes() -> OpenApiRouter<AppState> {
     get,
     path = "/metrics",
     tag = "system",
-    responses((status = 200, description = "Prometheus text format", content_type = "text/plain"))
+    responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain",
+        example = json!("# TYPE stepyard_executions_started_total counter\nstepyard_executions_started_total{state_machine=\"hello\"} 3\n")))
 )]
 pub async fn metrics() -> impl IntoResponse {
     (

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use stepyard_workers::containers::{
@@ -16,7 +16,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::wire::rfc3339;
-use crate::error::{ApiError, ApiJson, ApiResult, ErrorBody};
+use crate::error::{ApiError, ApiJson, ApiPath, ApiResult, ErrorBody};
 use crate::state::AppState;
 
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -280,7 +280,7 @@ pub async fn list_task_definitions(
 )]
 pub async fn list_revisions(
     State(state): State<AppState>,
-    Path(family): Path<String>,
+    ApiPath(family): ApiPath<String>,
 ) -> ApiResult<Json<TaskDefinitionList>> {
     let task_definitions = state
         .containers()
@@ -307,7 +307,7 @@ pub async fn list_revisions(
 )]
 pub async fn get_revision(
     State(state): State<AppState>,
-    Path((family, revision)): Path<(String, u32)>,
+    ApiPath((family, revision)): ApiPath<(String, u32)>,
 ) -> ApiResult<Json<TaskDefinitionWire>> {
     let def = state
         .containers()
@@ -331,7 +331,7 @@ pub async fn get_revision(
 )]
 pub async fn deregister_revision(
     State(state): State<AppState>,
-    Path((family, revision)): Path<(String, u32)>,
+    ApiPath((family, revision)): ApiPath<(String, u32)>,
 ) -> ApiResult<Json<TaskDefinitionWire>> {
     let def = state.containers().deregister(&family, revision).await?;
     Ok(Json(TaskDefinitionWire::of(&state, def)))

@@ -21,7 +21,9 @@ pub fn routes() -> OpenApiRouter<AppState> {
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"task_token": "AQB8AAAAKgAAAAMAAAAAAAAAAf3Xv0c2", "output": {"approved": true}}))]
 pub struct TaskSuccessBody {
+    #[schema(example = "AQB8AAAAKgAAAAMAAAAAAAAAAf3Xv0c2")]
     pub task_token: String,
     /// The task's result (any JSON).
     #[schema(value_type = Object)]
@@ -90,6 +92,7 @@ pub async fn task_failure(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TaskHeartbeatBody {
+    #[schema(example = "AQB8AAAAKgAAAAMAAAAAAAAAAf3Xv0c2")]
     pub task_token: String,
 }
 

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use serde::{Deserialize, Serialize};
@@ -26,7 +26,7 @@ use utoipa_axum::routes;
 
 use super::wire::rfc3339;
 use crate::config::ServerConfig;
-use crate::error::{ApiError, ApiJson, ApiResult, ErrorBody};
+use crate::error::{ApiError, ApiJson, ApiPath, ApiResult, ErrorBody};
 use crate::state::AppState;
 
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -249,7 +249,7 @@ pub async fn list_tasks(State(state): State<AppState>) -> ApiResult<Json<Contain
 )]
 pub async fn get_task(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<ContainerTask>> {
     let job = state.containers().job(&id)?;
     Ok(Json(ContainerTask::of(&state, job)))
@@ -269,7 +269,7 @@ pub async fn get_task(
 )]
 pub async fn stop_task(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<(StatusCode, Json<ContainerTask>)> {
     let job = state.containers().stop(&id)?;
     Ok((StatusCode::ACCEPTED, Json(ContainerTask::of(&state, job))))
@@ -283,13 +283,13 @@ pub async fn stop_task(
     tag = "containers",
     params(("id" = String, Path, description = "The task id")),
     responses(
-        (status = 200, description = "The logs", body = String, content_type = "text/plain"),
+        (status = 200, description = "The logs", body = String, content_type = "text/plain", example = json!("scanning 3 files\nno findings\n")),
         (status = 404, description = "No such task", body = ErrorBody),
     )
 )]
 pub async fn task_logs(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<impl IntoResponse> {
     let logs = state.containers().logs(&id).await?;
     Ok((

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -20,7 +20,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::wire::{PageParams, rfc3339};
-use crate::error::{ApiError, ApiJson, ApiResult, ErrorBody};
+use crate::error::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult, ErrorBody};
 use crate::state::AppState;
 
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -220,6 +220,7 @@ impl From<DeliveryPolicy> for DeliveryPolicyBody {
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"protocol": "http", "endpoint": "http://127.0.0.1:9000/hook", "filter_policy": {"severity": ["high", "critical"]}}))]
 pub struct SubscribeBody {
     pub protocol: SubscriptionProtocol,
     /// A URL (loopback or an allowed host), a mail address, a function name or ARN, an event
@@ -227,7 +228,7 @@ pub struct SubscribeBody {
     #[schema(example = "http://127.0.0.1:9000/hook")]
     pub endpoint: String,
     /// An SNS filter policy on the message attributes.
-    #[schema(value_type = Option<Object>, example = json!({"severity": ["high", "critical"]}))]
+    #[schema(value_type = Option<Object>)]
     pub filter_policy: Option<Value>,
     /// The protocol's default when absent (HTTP/S: 3 retries 20 s apart).
     pub delivery_policy: Option<DeliveryPolicyBody>,
@@ -306,6 +307,7 @@ pub struct PublishBody {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Published {
+    #[schema(example = "3f2a9c7e-5b1d-4e8a-9c6f-0d7b2e4a1c53")]
     pub message_id: String,
 }
 
@@ -315,6 +317,7 @@ pub struct DeadLetter {
     /// The delivery's id (pass it to the redrive to pick it).
     pub id: String,
     pub message_id: String,
+    #[schema(example = "scan-findings")]
     pub topic_name: String,
     pub topic_arn: String,
     pub subscription_id: String,
@@ -322,6 +325,7 @@ pub struct DeadLetter {
     pub endpoint: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub subject: Option<String>,
+    #[schema(example = "3 findings in pull request 42")]
     pub message: String,
     pub attempts: u32,
     /// Why the last attempt failed.
@@ -361,12 +365,14 @@ pub struct DeadLetterList {
 #[serde(deny_unknown_fields)]
 pub struct RedriveBody {
     /// Only these dead letters (ids); all of the topic's when absent.
+    #[schema(example = json!(["3f2a9c7e-5b1d-4e8a-9c6f-0d7b2e4a1c53"]))]
     pub ids: Option<Vec<String>>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct DeadLettersRedriven {
     /// How many dead letters went back to the pending deliveries.
+    #[schema(example = 1)]
     pub redriven: usize,
 }
 
@@ -407,7 +413,7 @@ pub async fn create_topic(
     responses((status = 200, description = "One page", body = TopicList)))]
 pub async fn list_topics(
     State(state): State<AppState>,
-    Query(params): Query<PageParams>,
+    ApiQuery(params): ApiQuery<PageParams>,
 ) -> Json<TopicList> {
     let page = topics_of(&state).list_topics(params.page());
     Json(TopicList {
@@ -425,7 +431,7 @@ pub async fn list_topics(
     ))]
 pub async fn get_topic(
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> ApiResult<Json<Topic>> {
     Ok(Json(topics_of(&state).get_topic(&name)?.into()))
 }
@@ -439,7 +445,7 @@ pub async fn get_topic(
     ))]
 pub async fn delete_topic(
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> ApiResult<StatusCode> {
     topics_of(&state).delete_topic(&name).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -460,7 +466,7 @@ pub async fn delete_topic(
     ))]
 pub async fn subscribe(
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
     ApiJson(body): ApiJson<SubscribeBody>,
 ) -> ApiResult<(StatusCode, Json<Subscription>)> {
     let (info, created) = topics_of(&state)
@@ -490,8 +496,8 @@ pub async fn subscribe(
     ))]
 pub async fn list_subscriptions(
     State(state): State<AppState>,
-    Path(name): Path<String>,
-    Query(params): Query<PageParams>,
+    ApiPath(name): ApiPath<String>,
+    ApiQuery(params): ApiQuery<PageParams>,
 ) -> ApiResult<Json<SubscriptionList>> {
     let page = topics_of(&state).list_subscriptions(Some(&name), params.page())?;
     Ok(Json(SubscriptionList {
@@ -509,7 +515,7 @@ pub async fn list_subscriptions(
     ))]
 pub async fn get_subscription(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<Subscription>> {
     Ok(Json(topics_of(&state).get_subscription(&id)?.into()))
 }
@@ -523,7 +529,7 @@ pub async fn get_subscription(
     ))]
 pub async fn unsubscribe(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<StatusCode> {
     topics_of(&state).unsubscribe(&id).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -542,7 +548,7 @@ pub async fn unsubscribe(
     ))]
 pub async fn publish(
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
     ApiJson(body): ApiJson<PublishBody>,
 ) -> ApiResult<(StatusCode, Json<Published>)> {
     let topics = topics_of(&state);
@@ -602,8 +608,8 @@ pub async fn publish(
     ))]
 pub async fn list_dead_letters(
     State(state): State<AppState>,
-    Path(name): Path<String>,
-    Query(params): Query<PageParams>,
+    ApiPath(name): ApiPath<String>,
+    ApiQuery(params): ApiQuery<PageParams>,
 ) -> ApiResult<Json<DeadLetterList>> {
     let topics = topics_of(&state);
     topics.get_topic(&name)?;
@@ -624,7 +630,7 @@ pub async fn list_dead_letters(
     ))]
 pub async fn redrive_dead_letters(
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
     body: Option<ApiJson<RedriveBody>>,
 ) -> ApiResult<(StatusCode, Json<DeadLettersRedriven>)> {
     let topics = topics_of(&state);

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use stepyard_engine::{
     ActivityInfo, Error as EngineError, ExecutionInfo, HistoryEvent, StateMachineInfo,
+    StateMachineRevision,
 };
 use utoipa::{IntoParams, ToSchema};
 
@@ -149,6 +150,70 @@ impl From<StateMachineInfo> for StateMachine {
 pub struct StateMachineList {
     pub state_machines: Vec<StateMachine>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_token: Option<String>,
+}
+
+/// One revision (version) of a state machine's definition.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({
+    "revision_id": "6f1c2f7e-3b0a-4d0e-9a43-5b7f0c7d9e21",
+    "version_arn": "arn:aws:states:us-east-1:123456789012:stateMachine:hello:6f1c2f7e-3b0a-4d0e-9a43-5b7f0c7d9e21",
+    "state_machine_arn": "arn:aws:states:us-east-1:123456789012:stateMachine:hello",
+    "type": "STANDARD",
+    "definition": {"StartAt": "Hello", "States": {"Hello": {"Type": "Pass", "End": true}}},
+    "role_arn": "arn:aws:iam::123456789012:role/stepyard",
+    "created_at": "2026-11-22T06:00:00.000Z",
+    "current": true
+}))]
+pub struct StateMachineVersion {
+    #[schema(example = "6f1c2f7e-3b0a-4d0e-9a43-5b7f0c7d9e21")]
+    pub revision_id: String,
+    /// The version ARN AWS clients use: `STATE_MACHINE_ARN:REVISION_ID`.
+    #[schema(
+        example = "arn:aws:states:us-east-1:123456789012:stateMachine:hello:6f1c2f7e-3b0a-4d0e-9a43-5b7f0c7d9e21"
+    )]
+    pub version_arn: String,
+    #[schema(example = "arn:aws:states:us-east-1:123456789012:stateMachine:hello")]
+    pub state_machine_arn: String,
+    /// `STANDARD` or `EXPRESS`.
+    #[serde(rename = "type")]
+    #[schema(example = "STANDARD")]
+    pub kind: String,
+    /// The ASL definition of this revision.
+    #[schema(value_type = Object)]
+    pub definition: Value,
+    #[schema(example = "arn:aws:iam::123456789012:role/stepyard")]
+    pub role_arn: String,
+    /// When the revision was made.
+    #[schema(example = "2026-11-22T06:00:00.000Z")]
+    pub created_at: String,
+    /// Whether this is the state machine's current definition.
+    #[schema(example = true)]
+    pub current: bool,
+}
+
+impl From<StateMachineRevision> for StateMachineVersion {
+    fn from(revision: StateMachineRevision) -> Self {
+        StateMachineVersion {
+            definition: json_text(&revision.definition),
+            kind: revision.kind.as_str().to_owned(),
+            created_at: rfc3339(revision.creation_date_ms),
+            revision_id: revision.revision_id,
+            version_arn: revision.version_arn,
+            state_machine_arn: revision.state_machine_arn,
+            role_arn: revision.role_arn,
+            current: revision.current,
+        }
+    }
+}
+
+/// One page of a state machine's versions, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StateMachineVersionList {
+    pub versions: Vec<StateMachineVersion>,
+    /// Pass as `next_token` for the next page; absent on the last.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = "42")]
     pub next_token: Option<String>,
 }
 

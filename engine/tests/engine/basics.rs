@@ -114,3 +114,55 @@ async fn wait_is_a_durable_timer_driven_by_the_clock() {
         ]
     );
 }
+
+#[tokio::test]
+async fn revisions_are_listed_newest_first_and_survive_a_restart() {
+    let h = Harness::new().await;
+    let sm = h.machine("revised", pass_chain(1)).await;
+    let first = h.engine.describe_state_machine(&sm).await.unwrap();
+    // Two updates within the same millisecond of the manual clock: still ordered.
+    h.engine
+        .update_state_machine(&sm, pass_chain(2).to_string())
+        .await
+        .unwrap();
+    h.clock.advance(std::time::Duration::from_secs(5));
+    let third = h
+        .engine
+        .update_state_machine(&sm, pass_chain(3).to_string())
+        .await
+        .unwrap();
+
+    let h = h.restart().await;
+    let page = h
+        .engine
+        .list_state_machine_revisions(&sm, PageRequest::default())
+        .await
+        .unwrap();
+    let definitions: Vec<serde_json::Value> = page
+        .items
+        .iter()
+        .map(|r| serde_json::from_str(&r.definition).unwrap())
+        .collect();
+    assert_eq!(definitions, [pass_chain(3), pass_chain(2), pass_chain(1)]);
+    assert_eq!(page.items[0].revision_id, third.revision_id);
+    assert!(page.items[0].current && !page.items[1].current);
+    assert_eq!(
+        page.items[0].creation_date_ms,
+        first.creation_date_ms + 5000
+    );
+    assert_eq!(
+        page.items[2].version_arn,
+        format!("{sm}:{}", first.revision_id)
+    );
+
+    let oldest = h
+        .engine
+        .describe_state_machine_revision(&sm, &first.revision_id)
+        .await
+        .unwrap();
+    assert_eq!(oldest.definition, pass_chain(1).to_string());
+    assert!(matches!(
+        h.engine.describe_state_machine_revision(&sm, "nope").await,
+        Err(Error::StateMachineDoesNotExist(_))
+    ));
+}
