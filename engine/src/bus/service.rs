@@ -1455,7 +1455,14 @@ fn compile_target(target: Target) -> std::result::Result<CompiledTarget, String>
     let input_path = match &target.input_path {
         Some(p) => Some(
             stepyard_statelang::Path::parse(p)
-                .map_err(|e| format!("Parameter InputPath '{p}' is not valid: {}", e.0))?,
+                .map_err(|e| format!("Parameter InputPath '{p}' is not valid: {}", e.0))
+                .and_then(|path| match path.root_kind() {
+                    // `$name` is a workflow variable in ASL; an event has none.
+                    stepyard_statelang::Root::Input => Ok(path),
+                    _ => Err(format!(
+                        "Parameter InputPath '{p}' is not valid: it must start with '$.' or be '$'"
+                    )),
+                })?,
         ),
         None => None,
     };

@@ -256,7 +256,11 @@ fn parse_path(key: &str, text: &str) -> Result<Path, TransformError> {
             _ => return Err(bad()),
         }
     }
-    Path::parse(&bracketed).map_err(|_| bad())
+    match Path::parse(&bracketed) {
+        // `$name` would be a workflow variable; an event has none.
+        Ok(path) if *path.root_kind() == stepyard_statelang::Root::Input => Ok(path),
+        _ => Err(bad()),
+    }
 }
 
 struct Scan {

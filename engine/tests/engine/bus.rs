@@ -382,6 +382,16 @@ async fn rules_and_targets_are_validated_like_aws() {
         .unwrap();
     assert_eq!(failed.len(), 2, "{failed:?}");
     assert_eq!(b.bus.list_targets_by_rule(None, "r").unwrap().len(), 1);
+    // `$name` is an ASL variable path, not an event path.
+    let mut variable_path = target("t3", &format!("{LAMBDA}f"));
+    variable_path.input_path = Some("$detail".into());
+    let failed = b
+        .bus
+        .put_targets(None, "r", vec![variable_path])
+        .await
+        .unwrap();
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert_eq!(b.bus.list_targets_by_rule(None, "r").unwrap().len(), 1);
     let six: Vec<Target> = (0..5)
         .map(|i| target(&format!("x{i}"), &format!("{LAMBDA}f")))
         .collect();
