@@ -20,7 +20,6 @@ use common::Server;
 use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
 use sha2::Sha256;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
@@ -355,120 +354,10 @@ impl Hook {
     }
 }
 
-#[derive(Debug)]
-struct Mail {
-    to: Vec<String>,
-    data: String,
-}
+#[path = "common/smtp.rs"]
+mod smtp;
 
-impl Mail {
-    fn header(&self, name: &str) -> Option<String> {
-        let head = self.data.split("\r\n\r\n").next().unwrap_or_default();
-        head.split("\r\n").find_map(|line| {
-            let (k, v) = line.split_once(':')?;
-            k.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
-        })
-    }
-}
-
-/// A minimal SMTP server that accepts every mail and hands it to the test.
-struct SmtpSink {
-    port: u16,
-    rx: mpsc::UnboundedReceiver<Mail>,
-}
-
-impl SmtpSink {
-    async fn start() -> SmtpSink {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(async move {
-            while let Ok((socket, _)) = listener.accept().await {
-                let tx = tx.clone();
-                tokio::spawn(async move {
-                    let _ = smtp_session(socket, &tx).await;
-                });
-            }
-        });
-        SmtpSink { port, rx }
-    }
-
-    async fn next(&mut self) -> Mail {
-        tokio::time::timeout(WAIT, self.rx.recv())
-            .await
-            .expect("a mail arrives in time")
-            .expect("the sink is up")
-    }
-
-    fn relay(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-}
-
-async fn smtp_session(
-    socket: tokio::net::TcpStream,
-    tx: &mpsc::UnboundedSender<Mail>,
-) -> std::io::Result<()> {
-    let (read, mut write) = socket.into_split();
-    let mut lines = BufReader::new(read);
-    write.write_all(b"220 sink.localhost ESMTP\r\n").await?;
-    let mut to = Vec::new();
-    let mut line = String::new();
-    loop {
-        line.clear();
-        if lines.read_line(&mut line).await? == 0 {
-            return Ok(());
-        }
-        let command = line.trim_end().to_string();
-        let verb = command
-            .split_whitespace()
-            .next()
-            .unwrap_or_default()
-            .to_ascii_uppercase();
-        let reply: &[u8] = match verb.as_str() {
-            "EHLO" | "HELO" => b"250 sink.localhost\r\n",
-            "MAIL" => {
-                to.clear();
-                b"250 OK\r\n"
-            }
-            "RCPT" => {
-                let addr = command
-                    .split_once('<')
-                    .and_then(|(_, r)| r.split_once('>'))
-                    .map(|(a, _)| a.to_string())
-                    .unwrap_or_default();
-                to.push(addr);
-                b"250 OK\r\n"
-            }
-            "DATA" => {
-                write.write_all(b"354 go ahead\r\n").await?;
-                let mut data = String::new();
-                loop {
-                    line.clear();
-                    if lines.read_line(&mut line).await? == 0 {
-                        return Ok(());
-                    }
-                    if line == ".\r\n" {
-                        break;
-                    }
-                    data.push_str(line.strip_prefix('.').unwrap_or(&line));
-                }
-                let _ = tx.send(Mail {
-                    to: std::mem::take(&mut to),
-                    data,
-                });
-                b"250 queued\r\n"
-            }
-            "RSET" | "NOOP" => b"250 OK\r\n",
-            "QUIT" => {
-                write.write_all(b"221 bye\r\n").await?;
-                return Ok(());
-            }
-            _ => b"502 not implemented\r\n",
-        };
-        write.write_all(reply).await?;
-    }
-}
+use smtp::SmtpSink;
 
 // ---- code scanning -------------------------------------------------------------------------------
 
@@ -502,7 +391,7 @@ async fn code_scanning_a_pull_request_with_leaks_and_a_clean_one_end_to_end() {
     let dir = example("code-scanning");
     build_image(&dir.join("scanner/build.sh"));
     let mut hook = Hook::start("/code-scan").await;
-    let mut smtp = SmtpSink::start().await;
+    let mut smtp = SmtpSink::start(&[], WAIT).await;
     let temp = tempfile::tempdir().unwrap();
     let examples = repo_root().join("examples");
     let server = Server::start_with(

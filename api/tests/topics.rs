@@ -2,7 +2,6 @@
 //! `Notifier` (reqwest, lettre), an HTTP subscriber (axum on 127.0.0.1:0) and an SMTP sink
 //! written here (a TcpListener speaking just enough SMTP); REST through `app().oneshot`.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::{Duration, Instant};
@@ -15,7 +14,6 @@ use stepyard_api::{AppState, app};
 use stepyard_engine::topics::*;
 use stepyard_engine::*;
 use stepyard_workers::notify::{Notifier, NotifierConfig, SmtpSettings};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tower::ServiceExt;
@@ -85,171 +83,19 @@ impl Hook {
 
 // ---- an SMTP sink ------------------------------------------------------------------------------
 
-#[derive(Debug)]
-struct Mail {
-    to: Vec<String>,
-    data: String,
-}
+#[path = "common/smtp.rs"]
+mod smtp;
 
-impl Mail {
-    fn header(&self, name: &str) -> Option<String> {
-        let head = self.data.split("\r\n\r\n").next().unwrap_or_default();
-        head.split("\r\n").find_map(|line| {
-            let (k, v) = line.split_once(':')?;
-            k.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
-        })
-    }
+use smtp::SmtpSink;
 
-    fn body(&self) -> String {
-        let body = self
-            .data
-            .split_once("\r\n\r\n")
-            .map(|(_, b)| b)
-            .unwrap_or_default();
-        if self
-            .header("Content-Transfer-Encoding")
-            .is_some_and(|e| e.eq_ignore_ascii_case("quoted-printable"))
-        {
-            quoted_printable(body)
-        } else {
-            body.to_string()
-        }
-    }
-}
-
-fn quoted_printable(text: &str) -> String {
-    let text = text.replace("=\r\n", "");
-    let bytes = text.as_bytes();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'='
-            && i + 2 < bytes.len()
-            && let Ok(b) = u8::from_str_radix(&text[i + 1..i + 3], 16)
-        {
-            out.push(b);
-            i += 3;
-            continue;
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-struct SmtpSink {
-    port: u16,
-    rx: mpsc::UnboundedReceiver<Mail>,
-}
-
-impl SmtpSink {
-    /// Accepts every recipient but those in `reject` (answered `550`).
-    async fn start(reject: &[&str]) -> SmtpSink {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let reject: Arc<HashSet<String>> = Arc::new(reject.iter().map(|s| s.to_string()).collect());
-        let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(async move {
-            while let Ok((socket, _)) = listener.accept().await {
-                let tx = tx.clone();
-                let reject = reject.clone();
-                tokio::spawn(async move {
-                    let _ = smtp_session(socket, &reject, &tx).await;
-                });
-            }
-        });
-        SmtpSink { port, rx }
-    }
-
-    async fn next(&mut self) -> Mail {
-        tokio::time::timeout(WAIT, self.rx.recv())
-            .await
-            .expect("a mail arrives in time")
-            .expect("sink is up")
-    }
-
-    fn settings(&self) -> SmtpSettings {
-        SmtpSettings {
-            host: "127.0.0.1".into(),
-            port: self.port,
-            from: "Stepyard <stepyard@localhost>".into(),
-            username: None,
-            password: None,
-            timeout: Duration::from_secs(10),
-        }
-    }
-}
-
-async fn smtp_session(
-    socket: tokio::net::TcpStream,
-    reject: &HashSet<String>,
-    tx: &mpsc::UnboundedSender<Mail>,
-) -> std::io::Result<()> {
-    let (read, mut write) = socket.into_split();
-    let mut lines = BufReader::new(read);
-    write
-        .write_all(b"220 sink.localhost ESMTP test sink\r\n")
-        .await?;
-    let mut to = Vec::new();
-    let mut line = String::new();
-    loop {
-        line.clear();
-        if lines.read_line(&mut line).await? == 0 {
-            return Ok(());
-        }
-        let command = line.trim_end().to_string();
-        let verb = command
-            .split_whitespace()
-            .next()
-            .unwrap_or_default()
-            .to_ascii_uppercase();
-        let reply: &[u8] = match verb.as_str() {
-            "EHLO" | "HELO" => b"250 sink.localhost\r\n",
-            "MAIL" => {
-                to.clear();
-                b"250 2.1.0 OK\r\n"
-            }
-            "RCPT" => {
-                let addr = command
-                    .split_once('<')
-                    .and_then(|(_, r)| r.split_once('>'))
-                    .map(|(a, _)| a.to_string())
-                    .unwrap_or_default();
-                if reject.contains(&addr) {
-                    b"550 5.1.1 no such mailbox here\r\n"
-                } else {
-                    to.push(addr);
-                    b"250 2.1.5 OK\r\n"
-                }
-            }
-            "DATA" => {
-                write.write_all(b"354 end with <CRLF>.<CRLF>\r\n").await?;
-                let mut data = String::new();
-                loop {
-                    line.clear();
-                    if lines.read_line(&mut line).await? == 0 {
-                        return Ok(());
-                    }
-                    if line == ".\r\n" {
-                        break;
-                    }
-                    // Undo dot-stuffing.
-                    data.push_str(line.strip_prefix('.').unwrap_or(&line));
-                }
-                let _ = tx.send(Mail {
-                    to: std::mem::take(&mut to),
-                    data,
-                });
-                b"250 2.0.0 queued\r\n"
-            }
-            "RSET" | "NOOP" => b"250 2.0.0 OK\r\n",
-            "QUIT" => {
-                write.write_all(b"221 2.0.0 bye\r\n").await?;
-                return Ok(());
-            }
-            _ => b"502 5.5.2 command not implemented\r\n",
-        };
-        write.write_all(reply).await?;
+fn smtp_settings(sink: &SmtpSink) -> SmtpSettings {
+    SmtpSettings {
+        host: "127.0.0.1".into(),
+        port: sink.port,
+        from: "Stepyard <stepyard@localhost>".into(),
+        username: None,
+        password: None,
+        timeout: Duration::from_secs(10),
     }
 }
 
@@ -490,8 +336,8 @@ async fn an_http_subscriber_gets_sns_notification_json_and_headers() {
 
 #[tokio::test]
 async fn an_email_subscriber_gets_subject_and_body_and_a_rejected_recipient_is_dead_lettered() {
-    let mut sink = SmtpSink::start(&["nobody@example.com"]).await;
-    let w = World::new(Some(sink.settings())).await;
+    let mut sink = SmtpSink::start(&["nobody@example.com"], WAIT).await;
+    let w = World::new(Some(smtp_settings(&sink))).await;
     let topic = w.topic("orders").await;
     w.subscribe("orders", Protocol::Email, "ops@example.com", None, None)
         .await;
@@ -768,8 +614,8 @@ async fn a_restart_resumes_a_pending_delivery() {
 
 #[tokio::test]
 async fn a_workflow_publishes_and_both_the_http_and_the_email_subscriber_receive_it() {
-    let mut sink = SmtpSink::start(&[]).await;
-    let w = World::new(Some(sink.settings())).await;
+    let mut sink = SmtpSink::start(&[], WAIT).await;
+    let w = World::new(Some(smtp_settings(&sink))).await;
     let mut hook = Hook::start().await;
     let topic = w.topic("verdicts").await;
     w.subscribe("verdicts", Protocol::Http, &hook.url, None, None)

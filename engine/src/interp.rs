@@ -803,13 +803,8 @@ impl<'a> Step<'a> {
             return false;
         };
         for (name, value) in assigned {
-            let one = |v: &Value| {
-                let mut single = Vars::new();
-                single.insert(name.clone(), v.clone());
-                asl::variables_size(&single)
-            };
-            let old = t.vars.get(name).map_or(0, one);
-            t.vars_bytes = (t.vars_bytes + one(value)).saturating_sub(old);
+            let old = t.vars.get(name).map_or(0, |v| asl::variable_size(name, v));
+            t.vars_bytes = (t.vars_bytes + asl::variable_size(name, value)).saturating_sub(old);
             t.vars.insert(name.clone(), value.clone());
         }
         let total: usize = self.rec.rt.threads.values().map(|t| t.vars_bytes).sum();

@@ -244,19 +244,20 @@ fn assign_vars(
     Ok(vars)
 }
 
-/// JSONata `Output` (or `default`) and `Assign`, both from the values before the state.
+/// JSONata `Output` and `Assign`, both from the values before the state. The output is
+/// `None` when the state has no `Output`: the caller then moves its default (the input,
+/// the result or the error output) into place instead of copying it.
 fn jsonata_finish(
     output: &Option<Template>,
     assign: &Option<Template>,
     input: &Value,
     scope: &Scope<'_>,
     env: &mut dyn Env,
-    default: impl FnOnce() -> Value,
-) -> Result<(Value, Vars), StatesError> {
+) -> Result<(Option<Value>, Vars), StatesError> {
     let assigned = assign_vars(assign, input, scope, env)?;
     let output = match output {
-        Some(t) => t.evaluate(input, scope, env)?,
-        None => default(),
+        Some(t) => Some(t.evaluate(input, scope, env)?),
+        None => None,
     };
     Ok((output, assigned))
 }
@@ -435,10 +436,8 @@ fn enter_pass(
     env: &mut dyn Env,
 ) -> Result<Entered, StatesError> {
     if pass.query_language == QueryLanguage::Jsonata {
-        let (output, assigned) =
-            jsonata_finish(&pass.output, &pass.assign, &input, scope, env, || {
-                input.clone().into_owned()
-            })?;
+        let (output, assigned) = jsonata_finish(&pass.output, &pass.assign, &input, scope, env)?;
+        let output = output.unwrap_or_else(|| input.into_owned());
         return Ok(entered(finish(&pass.transition, output, assigned)));
     }
     let result = match &pass.result {
@@ -792,9 +791,8 @@ fn complete_inner(
         State::Wait(wait) => {
             if jsonata {
                 let (output, assigned) =
-                    jsonata_finish(&wait.output, &wait.assign, &state_input, scope, env, || {
-                        state_input.clone().into_owned()
-                    })?;
+                    jsonata_finish(&wait.output, &wait.assign, &state_input, scope, env)?;
+                let output = output.unwrap_or_else(|| state_input.into_owned());
                 return Ok(finish(&wait.transition, output, assigned));
             }
             let effective = apply_input_path(&wait.io, &state_input, scope)?;
@@ -812,11 +810,8 @@ fn complete_inner(
     };
     if jsonata {
         let with_result = scope.with_result(&result);
-        let (output, assigned) =
-            jsonata_finish(output, assign, &state_input, &with_result, env, || {
-                result.clone()
-            })?;
-        return Ok(finish(transition, output, assigned));
+        let (output, assigned) = jsonata_finish(output, assign, &state_input, &with_result, env)?;
+        return Ok(finish(transition, output.unwrap_or(result), assigned));
     }
     let selected = template_or(selector, Cow::Owned(result), scope, env)?;
     let assigned = assign_vars(assign, &selected, scope, env)?;
@@ -880,14 +875,14 @@ pub fn on_error(
                     state_input,
                     &with_error,
                     env,
-                    || error_output.clone(),
                 )
+                .map(|(output, assigned)| (output.unwrap_or(error_output), assigned))
             } else {
                 assign_vars(&catcher.assign, &error_output, scope, env).and_then(|assigned| {
                     apply_result_path(
                         &catcher.result_path,
                         Cow::Borrowed(state_input),
-                        error_output.clone(),
+                        error_output,
                     )
                     .map(|output| (output, assigned))
                 })

@@ -96,14 +96,6 @@ impl Expr {
         &self.source
     }
 
-    /// The variables the expression may read (every `$name` it mentions but `$states`).
-    pub fn variables(&self) -> impl Iterator<Item = &str> {
-        self.names
-            .iter()
-            .map(String::as_str)
-            .filter(|n| *n != "states")
-    }
-
     /// Evaluates against `input` (`$states.input`) and `scope`. `None` is JSONata's
     /// "undefined" (no value).
     pub fn evaluate(
@@ -547,46 +539,26 @@ fn number(n: f64) -> Option<Number> {
     Number::from_f64(n)
 }
 
-/// A JSON value that may hold `{% %}` expressions anywhere inside it.
+/// A JSON value that may hold `{% %}` expressions anywhere inside it, with what its
+/// expressions read worked out once at parse time.
 #[derive(Debug, Clone, PartialEq)]
-pub enum JTemplate {
-    Literal(Value),
-    Expr(Expr),
-    Object(Vec<(String, JTemplate)>),
-    Array(Vec<JTemplate>),
+pub struct JTemplate {
+    root: Node,
+    /// Every `$name` its expressions mention, once.
+    names: Vec<String>,
+    fields: StatesFields,
 }
 
 impl JTemplate {
     /// Compiles `value` found at `pointer`, pushing every problem found.
     pub(crate) fn compile(value: &Value, pointer: &str, problems: &mut Vec<Problem>) -> JTemplate {
-        match value {
-            Value::String(s) if is_expression(s) => match Expr::compile(s, pointer) {
-                Ok(e) => JTemplate::Expr(e),
-                Err(message) => {
-                    problems.push(Problem::new(pointer, ProblemCode::InvalidJsonata, message));
-                    JTemplate::Literal(Value::Null)
-                }
-            },
-            Value::Object(map) if contains_expression(value) => JTemplate::Object(
-                map.iter()
-                    .map(|(k, v)| {
-                        (
-                            k.clone(),
-                            JTemplate::compile(v, &pointer_push(pointer, k), problems),
-                        )
-                    })
-                    .collect(),
-            ),
-            Value::Array(items) if contains_expression(value) => JTemplate::Array(
-                items
-                    .iter()
-                    .enumerate()
-                    .map(|(i, v)| {
-                        JTemplate::compile(v, &pointer_push(pointer, &i.to_string()), problems)
-                    })
-                    .collect(),
-            ),
-            other => JTemplate::Literal(other.clone()),
+        let root = Node::compile(value, pointer, problems);
+        let mut names = Vec::new();
+        let fields = root.names(&mut names);
+        JTemplate {
+            root,
+            names,
+            fields,
         }
     }
 
@@ -598,29 +570,70 @@ impl JTemplate {
         scope: &Scope<'_>,
         env: &mut dyn Env,
     ) -> Result<Value, StatesError> {
-        if let JTemplate::Literal(v) = self {
+        if let Node::Literal(v) = &self.root {
             return Ok(v.clone());
         }
-        let mut names: Vec<String> = Vec::new();
-        let fields = self.names(&mut names);
-        let states = states_value(input, scope, fields);
-        let mut evaluator = evaluator(&names, &states, scope, env);
-        match self.evaluate_inner(&mut evaluator)? {
+        let states = states_value(input, scope, self.fields);
+        let mut evaluator = evaluator(&self.names, &states, scope, env);
+        match self.root.evaluate_inner(&mut evaluator)? {
             Some(v) => Ok(v),
             None => {
-                let JTemplate::Expr(e) = self else {
+                let Node::Expr(e) = &self.root else {
                     unreachable!("only an expression evaluates to nothing")
                 };
                 Err(e.error("returned no value (undefined)"))
             }
         }
     }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Node {
+    Literal(Value),
+    Expr(Expr),
+    Object(Vec<(String, Node)>),
+    Array(Vec<Node>),
+}
+
+impl Node {
+    /// Compiles `value` found at `pointer`, pushing every problem found.
+    fn compile(value: &Value, pointer: &str, problems: &mut Vec<Problem>) -> Node {
+        match value {
+            Value::String(s) if is_expression(s) => match Expr::compile(s, pointer) {
+                Ok(e) => Node::Expr(e),
+                Err(message) => {
+                    problems.push(Problem::new(pointer, ProblemCode::InvalidJsonata, message));
+                    Node::Literal(Value::Null)
+                }
+            },
+            Value::Object(map) if contains_expression(value) => Node::Object(
+                map.iter()
+                    .map(|(k, v)| {
+                        (
+                            k.clone(),
+                            Node::compile(v, &pointer_push(pointer, k), problems),
+                        )
+                    })
+                    .collect(),
+            ),
+            Value::Array(items) if contains_expression(value) => Node::Array(
+                items
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| {
+                        Node::compile(v, &pointer_push(pointer, &i.to_string()), problems)
+                    })
+                    .collect(),
+            ),
+            other => Node::Literal(other.clone()),
+        }
+    }
 
     /// Every name the expressions inside mention, once, and the `$states` fields they read.
     fn names(&self, out: &mut Vec<String>) -> StatesFields {
         match self {
-            JTemplate::Literal(_) => StatesFields::default(),
-            JTemplate::Expr(e) => {
+            Node::Literal(_) => StatesFields::default(),
+            Node::Expr(e) => {
                 for n in &e.names {
                     if !out.contains(n) {
                         out.push(n.clone());
@@ -628,12 +641,10 @@ impl JTemplate {
                 }
                 e.fields
             }
-            JTemplate::Object(fields) => {
-                fields.iter().fold(StatesFields::default(), |acc, (_, t)| {
-                    acc.union(t.names(out))
-                })
-            }
-            JTemplate::Array(items) => items
+            Node::Object(fields) => fields.iter().fold(StatesFields::default(), |acc, (_, t)| {
+                acc.union(t.names(out))
+            }),
+            Node::Array(items) => items
                 .iter()
                 .fold(StatesFields::default(), |acc, t| acc.union(t.names(out))),
         }
@@ -641,9 +652,9 @@ impl JTemplate {
 
     fn evaluate_inner(&self, evaluator: &mut Evaluator) -> Result<Option<Value>, StatesError> {
         Ok(Some(match self {
-            JTemplate::Literal(v) => v.clone(),
-            JTemplate::Expr(e) => return e.run(evaluator),
-            JTemplate::Object(fields) => {
+            Node::Literal(v) => v.clone(),
+            Node::Expr(e) => return e.run(evaluator),
+            Node::Object(fields) => {
                 let mut map = Map::with_capacity(fields.len());
                 for (k, t) in fields {
                     if let Some(v) = t.evaluate_inner(evaluator)? {
@@ -652,7 +663,7 @@ impl JTemplate {
                 }
                 Value::Object(map)
             }
-            JTemplate::Array(items) => {
+            Node::Array(items) => {
                 let mut out = Vec::with_capacity(items.len());
                 for t in items {
                     if let Some(v) = t.evaluate_inner(evaluator)? {

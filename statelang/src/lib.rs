@@ -132,7 +132,7 @@ pub use path::{Path, PathError, Root, Segment};
 pub use problem::{Problem, ProblemCode};
 pub use scope::{
     MAX_ASSIGNED_BYTES, MAX_TOTAL_VARIABLE_BYTES, MAX_VARIABLE_NAME_LEN, NoVariables, Scope,
-    Variables, Vars, is_variable_name, variables_size,
+    Variables, Vars, is_variable_name, variable_size, variables_size,
 };
 pub use template::Template;
 

@@ -101,7 +101,23 @@ pub fn is_variable_name(name: &str) -> bool {
 
 /// The serialized size of a set of variables, as the limits count it.
 pub fn variables_size(vars: &Vars) -> usize {
-    vars.iter()
-        .map(|(k, v)| k.len() + serde_json::to_string(v).map_or(0, |s| s.len()))
-        .sum()
+    vars.iter().map(|(k, v)| variable_size(k, v)).sum()
+}
+
+/// The size one variable counts for: its name and its value's JSON text.
+pub fn variable_size(name: &str, value: &Value) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0 += bytes.len();
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    // Writing into a counter cannot fail; the text is never built.
+    let _ = serde_json::to_writer(&mut count, value);
+    name.len() + count.0
 }
