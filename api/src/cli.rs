@@ -577,28 +577,31 @@ fn validate(args: ValidateArgs) -> ExitCode {
 }
 
 fn serve(args: ServeArgs) -> ExitCode {
-    crate::telemetry::init();
-    let config = match ServerConfig::resolve(&args) {
-        Ok(config) => config,
-        Err(err) => {
-            eprintln!("stepyard: {err}");
-            return ExitCode::from(2);
-        }
-    };
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(runtime) => runtime,
-        Err(err) => {
-            eprintln!("stepyard: cannot start the async runtime: {err}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(crate::server::run(config, crate::server::shutdown_signal())) {
+    let log = crate::telemetry::init();
+    let outcome = serve_until_stopped(args);
+    // Written log lines go out before the final message, so it stays the last line.
+    drop(log);
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("stepyard: {err:#}");
-            ExitCode::FAILURE
+        Err((message, code)) => {
+            eprintln!("stepyard: {message}");
+            code
         }
     }
+}
+
+fn serve_until_stopped(args: ServeArgs) -> Result<(), (String, ExitCode)> {
+    let config =
+        ServerConfig::resolve(&args).map_err(|err| (err.to_string(), ExitCode::from(2)))?;
+    let runtime = tokio::runtime::Runtime::new().map_err(|err| {
+        (
+            format!("cannot start the async runtime: {err}"),
+            ExitCode::FAILURE,
+        )
+    })?;
+    runtime
+        .block_on(crate::server::run(config, crate::server::shutdown_signal()))
+        .map_err(|err| (format!("{err:#}"), ExitCode::FAILURE))
 }
 
 #[cfg(test)]
