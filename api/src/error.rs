@@ -21,7 +21,9 @@ pub struct ErrorBody {
     /// What went wrong, for a person.
     #[schema(example = "expected `,` or `}` at line 1 column 12")]
     pub message: String,
-    /// The request field at fault (a JSON Pointer into the body, or a parameter name), when there is one.
+    /// The request field at fault, when there is one: a JSON Pointer into the body for a body
+    /// field (`/definition`, `/entries/0/time`), the name for a query parameter or a header
+    /// (`status`, `X-GitHub-Event`).
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(example = "/definition")]
     pub field: Option<String>,
@@ -53,6 +55,13 @@ impl ApiError {
     pub fn with_field(mut self, field: impl Into<String>) -> Self {
         self.body.field = Some(field.into());
         self
+    }
+
+    /// Names a field of the request body: `path` is a JSON Pointer already (`/entries/0/time`)
+    /// or a dotted serde path (`entries[0].time`, `name`), turned into one.
+    pub fn with_body_field(self, path: &str) -> Self {
+        let pointer = body_pointer(path);
+        self.with_field(pointer)
     }
 
     pub fn with_details(mut self, details: serde_json::Value) -> Self {
@@ -168,6 +177,31 @@ fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> ApiResult<T> {
     }
 }
 
+/// `entries[0].time` -> `/entries/0/time`; a JSON Pointer is returned as it is.
+pub(crate) fn body_pointer(path: &str) -> String {
+    if path.is_empty() || path.starts_with('/') {
+        return path.to_owned();
+    }
+    let mut pointer = String::with_capacity(path.len() + 1);
+    for part in path.split('.') {
+        let (key, indexes) = part
+            .split_once('[')
+            .map_or((part, ""), |(k, rest)| (k, rest));
+        if !key.is_empty() {
+            pointer.push('/');
+            pointer.push_str(&key.replace('~', "~0").replace('/', "~1"));
+        }
+        for index in indexes.split('[') {
+            let index = index.trim_end_matches(']');
+            if !index.is_empty() {
+                pointer.push('/');
+                pointer.push_str(index);
+            }
+        }
+    }
+    pointer
+}
+
 fn shape_error(text: String) -> ApiError {
     let field = text
         .split_once(':')
@@ -179,7 +213,7 @@ fn shape_error(text: String) -> ApiError {
         format!("the request body does not have the expected shape: {text}"),
     );
     if let Some(field) = field {
-        error = error.with_field(field);
+        error = error.with_body_field(&field);
     }
     error
 }
@@ -307,3 +341,21 @@ mod mime_guess_free {
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+#[cfg(test)]
+mod tests {
+    use super::body_pointer;
+
+    #[test]
+    fn body_fields_become_json_pointers() {
+        for (path, pointer) in [
+            ("name", "/name"),
+            ("entries[0].time", "/entries/0/time"),
+            ("a.b[2][3]", "/a/b/2/3"),
+            ("/definition", "/definition"),
+            ("we~ird/key", "/we~0ird~1key"),
+        ] {
+            assert_eq!(body_pointer(path), pointer, "{path}");
+        }
+    }
+}

@@ -238,7 +238,7 @@ async fn bad_input_names_the_field() {
         StatusCode::UNPROCESSABLE_ENTITY,
         "unknown fields are refused: {body}"
     );
-    assert_eq!(body["field"], "colour");
+    assert_eq!(body["field"], "/colour");
     let (status, body) = h
         .json(
             "POST",

@@ -968,7 +968,7 @@ async fn rest_api_manages_functions_and_invokes_them_sync_and_async() {
         .await;
     assert_eq!(
         (status, bad["field"].clone()),
-        (StatusCode::BAD_REQUEST, json!("code"))
+        (StatusCode::BAD_REQUEST, json!("/code"))
     );
     let (status, list) = h.get("/v1/functions").await;
     assert_eq!(status, StatusCode::OK);

@@ -279,7 +279,7 @@ async fn malformed_requests_get_the_error_body() {
         .post("/v1/state-machines", json!({"name": 7, "definition": {}}))
         .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert_eq!(body["field"], "name", "{body}");
+    assert_eq!(body["field"], "/name", "{body}");
 
     let (status, body) = h
         .post(
@@ -925,7 +925,7 @@ fn body_routes() -> Vec<(&'static str, &'static str, WrongType)> {
         (
             "POST",
             "/v1/state-machines",
-            Some((json!({"name": 7}), "name")),
+            Some((json!({"name": 7}), "/name")),
         ),
         (
             "PUT",
@@ -935,97 +935,101 @@ fn body_routes() -> Vec<(&'static str, &'static str, WrongType)> {
         (
             "POST",
             "/v1/state-machines/sm/executions",
-            Some((json!({"name": 7}), "name")),
+            Some((json!({"name": 7}), "/name")),
         ),
         (
             "POST",
             "/v1/state-machines/sm/executions/sync",
-            Some((json!({"name": 7}), "name")),
+            Some((json!({"name": 7}), "/name")),
         ),
         (
             "POST",
             "/v1/state-machines/sm/executions/e/stop",
-            Some((json!({"error": 7}), "error")),
+            Some((json!({"error": 7}), "/error")),
         ),
         (
             "POST",
             "/v1/task-tokens/success",
-            Some((json!({"task_token": 7}), "task_token")),
+            Some((json!({"task_token": 7}), "/task_token")),
         ),
         (
             "POST",
             "/v1/task-tokens/failure",
-            Some((json!({"task_token": 7}), "task_token")),
+            Some((json!({"task_token": 7}), "/task_token")),
         ),
         (
             "POST",
             "/v1/task-tokens/heartbeat",
-            Some((json!({"task_token": 7}), "task_token")),
+            Some((json!({"task_token": 7}), "/task_token")),
         ),
-        ("POST", "/v1/activities", Some((json!({"name": 7}), "name"))),
+        (
+            "POST",
+            "/v1/activities",
+            Some((json!({"name": 7}), "/name")),
+        ),
         (
             "POST",
             "/v1/functions",
-            Some((json!({"runtime": 7}), "runtime")),
+            Some((json!({"runtime": 7}), "/runtime")),
         ),
         (
             "PUT",
             "/v1/functions/f",
-            Some((json!({"runtime": 7}), "runtime")),
+            Some((json!({"runtime": 7}), "/runtime")),
         ),
         (
             "POST",
             "/v1/functions/f/invoke",
-            Some((json!({"invocation_type": 7}), "invocation_type")),
+            Some((json!({"invocation_type": 7}), "/invocation_type")),
         ),
         (
             "POST",
             "/v1/task-definitions",
-            Some((json!({"family": 7}), "family")),
+            Some((json!({"family": 7}), "/family")),
         ),
         (
             "POST",
             "/v1/tasks",
-            Some((json!({"task_definition": 7}), "task_definition")),
+            Some((json!({"task_definition": 7}), "/task_definition")),
         ),
         (
             "POST",
             "/v1/event-buses",
-            Some((json!({"name": 7}), "name")),
+            Some((json!({"name": 7}), "/name")),
         ),
         (
             "POST",
             "/v1/event-buses/default/events",
-            Some((json!({"entries": "x"}), "entries")),
+            Some((json!({"entries": "x"}), "/entries")),
         ),
         (
             "PUT",
             "/v1/event-buses/default/rules/r",
-            Some((json!({"state": 7}), "state")),
+            Some((json!({"state": 7}), "/state")),
         ),
         (
             "PUT",
             "/v1/event-buses/default/rules/r/targets",
-            Some((json!({"targets": "x"}), "targets")),
+            Some((json!({"targets": "x"}), "/targets")),
         ),
         ("POST", "/v1/event-patterns/test", None),
-        ("POST", "/v1/archives", Some((json!({"name": 7}), "name"))),
-        ("POST", "/v1/replays", Some((json!({"name": 7}), "name"))),
-        ("POST", "/v1/topics", Some((json!({"name": 7}), "name"))),
+        ("POST", "/v1/archives", Some((json!({"name": 7}), "/name"))),
+        ("POST", "/v1/replays", Some((json!({"name": 7}), "/name"))),
+        ("POST", "/v1/topics", Some((json!({"name": 7}), "/name"))),
         (
             "POST",
             "/v1/topics/t/subscriptions",
-            Some((json!({"protocol": 7}), "protocol")),
+            Some((json!({"protocol": 7}), "/protocol")),
         ),
         (
             "POST",
             "/v1/topics/t/messages",
-            Some((json!({"subject": 7}), "subject")),
+            Some((json!({"subject": 7}), "/subject")),
         ),
         (
             "POST",
             "/v1/topics/t/dead-letters/redrive",
-            Some((json!({"ids": "x"}), "ids")),
+            Some((json!({"ids": "x"}), "/ids")),
         ),
     ]
 }

@@ -954,7 +954,7 @@ async fn bad_topic_input_is_a_4xx_naming_the_field() {
         .await;
     assert_eq!(
         (status, body["field"].as_str()),
-        (StatusCode::BAD_REQUEST, Some("name")),
+        (StatusCode::BAD_REQUEST, Some("/name")),
         "{body}"
     );
     let (status, body) = r.send("POST", "/v1/topics", Some(json!({}))).await;
@@ -995,7 +995,7 @@ async fn bad_topic_input_is_a_4xx_naming_the_field() {
         .await;
     assert_eq!(
         (status, body["field"].as_str()),
-        (StatusCode::BAD_REQUEST, Some("endpoint")),
+        (StatusCode::BAD_REQUEST, Some("/endpoint")),
         "{body}"
     );
     assert!(
@@ -1020,28 +1020,28 @@ async fn bad_topic_input_is_a_4xx_naming_the_field() {
     for (payload, field) in [
         (
             json!({"protocol": "http", "endpoint": "https://127.0.0.1/x"}),
-            "endpoint",
+            "/endpoint",
         ),
         (
             json!({"protocol": "email", "endpoint": "not-an-address"}),
-            "endpoint",
+            "/endpoint",
         ),
         (
             json!({"protocol": "function", "endpoint": "bad name!"}),
-            "endpoint",
+            "/endpoint",
         ),
         (
             json!({"protocol": "http", "endpoint": "http://127.0.0.1/x", "filter_policy": {"a": 1}}),
-            "filter_policy",
+            "/filter_policy",
         ),
         (
             json!({"protocol": "http", "endpoint": "http://127.0.0.1/x",
                 "delivery_policy": {"num_retries": 1, "min_delay_seconds": 30, "max_delay_seconds": 10}}),
-            "delivery_policy",
+            "/delivery_policy",
         ),
         (
             json!({"protocol": "email", "endpoint": "a@example.com", "raw_message_delivery": true}),
-            "raw_message_delivery",
+            "/raw_message_delivery",
         ),
     ] {
         let (status, body) = r
@@ -1063,19 +1063,22 @@ async fn bad_topic_input_is_a_4xx_naming_the_field() {
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
 
     for (payload, field) in [
-        (json!({"message": ""}), "message"),
-        (json!({"message": "x", "subject": "line\nbreak"}), "subject"),
+        (json!({"message": ""}), "/message"),
+        (
+            json!({"message": "x", "subject": "line\nbreak"}),
+            "/subject",
+        ),
         (
             json!({"message": "x", "message_attributes": {"n": {"type": "Number", "value": "abc"}}}),
-            "message_attributes.n",
+            "/message_attributes/n",
         ),
         (
             json!({"message": "x", "message_attributes": {"n": {"type": "Blob", "value": "1"}}}),
-            "message_attributes.n",
+            "/message_attributes/n",
         ),
         (
             json!({"message": "x", "message_attributes": {"AWS.x": {"type": "String", "value": "1"}}}),
-            "message_attributes.AWS.x",
+            "/message_attributes/AWS.x",
         ),
     ] {
         let (status, body) = r

@@ -67,7 +67,7 @@ impl From<FunctionsError> for ApiError {
                 "InvalidFunction",
                 format!("invalid {field}: {message}"),
             )
-            .with_field(field),
+            .with_body_field(field),
             FunctionsError::NotFound(_) => ApiError::not_found("FunctionNotFound", e.to_string()),
             FunctionsError::AlreadyExists(_) => {
                 ApiError::new(StatusCode::CONFLICT, "FunctionAlreadyExists", e.to_string())
@@ -135,7 +135,7 @@ impl FunctionBody {
                 "InvalidFunction",
                 format!("a {:?} function needs `{field}`", self.runtime),
             )
-            .with_field(field.to_string())
+            .with_body_field(field)
         };
         let runtime = match self.runtime {
             RuntimeKind::Process => FunctionRuntime::Process {
@@ -359,7 +359,7 @@ pub async fn create_function(
             "InvalidFunction",
             "`name` is required",
         )
-        .with_field("name")
+        .with_body_field("name")
     })?;
     let spec = body.into_spec(name)?;
     let function = state.functions().create(spec).await?;
@@ -428,7 +428,7 @@ pub async fn update_function(
             "InvalidFunction",
             format!("the body names '{given}' but the path names '{name}'"),
         )
-        .with_field("name"));
+        .with_body_field("name"));
     }
     let spec = body.into_spec(name.clone())?;
     Ok(Json(state.functions().update(&name, spec).await?.into()))

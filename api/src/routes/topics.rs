@@ -560,7 +560,10 @@ pub async fn publish(
     };
     let mut message_attributes = BTreeMap::new();
     for (attr, a) in body.message_attributes {
-        let field = format!("message_attributes.{attr}");
+        let field = format!(
+            "/message_attributes/{}",
+            attr.replace('~', "~0").replace('/', "~1")
+        );
         let kind = AttributeType::parse(&a.kind).ok_or_else(|| {
             ApiError::new(
                 StatusCode::BAD_REQUEST,
@@ -570,7 +573,7 @@ pub async fn publish(
                     a.kind
                 ),
             )
-            .with_field(field.clone())
+            .with_body_field(&field)
         })?;
         let value = match a.value {
             Value::String(s) => s,
@@ -581,7 +584,7 @@ pub async fn publish(
                     "InvalidParameter",
                     "an attribute value is a string, a number or an array",
                 )
-                .with_field(field));
+                .with_body_field(&field));
             }
         };
         message_attributes.insert(attr, MessageAttribute { kind, value });

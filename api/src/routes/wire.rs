@@ -73,9 +73,8 @@ impl From<EngineError> for ApiError {
             E::IllegalStatus(_) => (StatusCode::CONFLICT, "IllegalStatus"),
             E::LimitExceeded(_) => (StatusCode::BAD_REQUEST, "LimitExceeded"),
             E::InvalidParameter { field, .. } => {
-                let field = field.clone();
                 return ApiError::new(StatusCode::BAD_REQUEST, "InvalidParameter", message)
-                    .with_field(field);
+                    .with_body_field(field);
             }
             E::ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, "ShuttingDown"),
             // Listed, not matched with `_`, so a new engine error has to be mapped here.
