@@ -346,7 +346,11 @@ fn check_attributes(attributes: &BTreeMap<String, MessageAttribute>) -> Result<(
         ));
     }
     for (name, a) in attributes {
-        let field = format!("message_attributes.{name}");
+        // A JSON Pointer already: the name may hold dots.
+        let field = format!(
+            "/message_attributes/{}",
+            name.replace('~', "~0").replace('/', "~1")
+        );
         let name_ok = !name.is_empty()
             && name.len() <= 256
             && name
