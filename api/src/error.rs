@@ -182,20 +182,15 @@ pub(crate) fn body_pointer(path: &str) -> String {
     if path.is_empty() || path.starts_with('/') {
         return path.to_owned();
     }
-    let mut pointer = String::with_capacity(path.len() + 1);
+    let mut pointer = String::new();
     for part in path.split('.') {
-        let (key, indexes) = part
-            .split_once('[')
-            .map_or((part, ""), |(k, rest)| (k, rest));
+        let (key, indexes) = part.split_once('[').unwrap_or((part, ""));
         if !key.is_empty() {
-            pointer.push('/');
-            pointer.push_str(&key.replace('~', "~0").replace('/', "~1"));
+            pointer = stepyard_statelang::pointer_push(&pointer, key);
         }
-        for index in indexes.split('[') {
-            let index = index.trim_end_matches(']');
+        for index in indexes.split('[').map(|i| i.trim_end_matches(']')) {
             if !index.is_empty() {
-                pointer.push('/');
-                pointer.push_str(index);
+                pointer = stepyard_statelang::pointer_push(&pointer, index);
             }
         }
     }

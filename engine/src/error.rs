@@ -63,7 +63,9 @@ pub enum Error {
     IllegalStatus(String),
     #[error("{0}")]
     LimitExceeded(String),
-    /// A request field that is not valid (SNS's `InvalidParameterException`), named.
+    /// A request field that is not valid (SNS's `InvalidParameterException`), named by its
+    /// parameter name, or by a JSON Pointer when the path runs through a user's key that may
+    /// hold dots (`/message_attributes/AWS.x`).
     #[error("Invalid parameter: {field}: {message}")]
     InvalidParameter { field: String, message: String },
     #[error("the data folder {} is in use by another process (its lock is held)", .path.display())]

@@ -129,7 +129,7 @@ pub use model::{
 };
 pub use parse::{MAX_SECONDS, MAX_STATE_NAME_LEN, parse, parse_value, validate};
 pub use path::{Path, PathError, Root, Segment};
-pub use problem::{Problem, ProblemCode};
+pub use problem::{Problem, ProblemCode, pointer_push};
 pub use scope::{
     MAX_ASSIGNED_BYTES, MAX_TOTAL_VARIABLE_BYTES, MAX_VARIABLE_NAME_LEN, NoVariables, Scope,
     Variables, Vars, is_variable_name, variable_size, variables_size,

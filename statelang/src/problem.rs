@@ -95,7 +95,7 @@ impl fmt::Display for ProblemCode {
 }
 
 /// Appends one reference token to a JSON Pointer, escaping `~` and `/` (RFC 6901).
-pub(crate) fn pointer_push(base: &str, token: &str) -> String {
+pub fn pointer_push(base: &str, token: &str) -> String {
     let mut out = String::with_capacity(base.len() + token.len() + 1);
     out.push_str(base);
     out.push('/');

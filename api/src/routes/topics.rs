@@ -560,10 +560,7 @@ pub async fn publish(
     };
     let mut message_attributes = BTreeMap::new();
     for (attr, a) in body.message_attributes {
-        let field = format!(
-            "/message_attributes/{}",
-            attr.replace('~', "~0").replace('/', "~1")
-        );
+        let field = stepyard_statelang::pointer_push("/message_attributes", &attr);
         let kind = AttributeType::parse(&a.kind).ok_or_else(|| {
             ApiError::new(
                 StatusCode::BAD_REQUEST,
@@ -573,7 +570,7 @@ pub async fn publish(
                     a.kind
                 ),
             )
-            .with_body_field(&field)
+            .with_field(field.clone())
         })?;
         let value = match a.value {
             Value::String(s) => s,
@@ -584,7 +581,7 @@ pub async fn publish(
                     "InvalidParameter",
                     "an attribute value is a string, a number or an array",
                 )
-                .with_body_field(&field));
+                .with_field(field));
             }
         };
         message_attributes.insert(attr, MessageAttribute { kind, value });

@@ -347,10 +347,7 @@ fn check_attributes(attributes: &BTreeMap<String, MessageAttribute>) -> Result<(
     }
     for (name, a) in attributes {
         // A JSON Pointer already: the name may hold dots.
-        let field = format!(
-            "/message_attributes/{}",
-            name.replace('~', "~0").replace('/', "~1")
-        );
+        let field = stepyard_statelang::pointer_push("/message_attributes", name);
         let name_ok = !name.is_empty()
             && name.len() <= 256
             && name
