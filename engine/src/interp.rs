@@ -613,7 +613,7 @@ impl<'a> Step<'a> {
         }
         let token = matches!(state, State::Task(_)).then(|| self.ctx.ids.new_id());
         let context = self.context(tid, token.as_deref());
-        let input = match self.rec.rt.threads.get_mut(&tid) {
+        let mut input = match self.rec.rt.threads.get_mut(&tid) {
             Some(t) => std::mem::take(&mut t.input),
             None => return,
         };
@@ -621,7 +621,13 @@ impl<'a> Step<'a> {
             threads: &self.rec.rt.threads,
             tid,
         };
-        let entered = asl::enter(state, &input, &Scope::new(&context, &vars), &mut self.env);
+        // A Pass moves its input into its output; a failed state keeps it (retry, redrive).
+        let entered = asl::enter_mut(
+            state,
+            &mut input,
+            &Scope::new(&context, &vars),
+            &mut self.env,
+        );
         if !matches!(entered, Ok(Entered::Next { .. }))
             && let Some(t) = self.rec.rt.threads.get_mut(&tid)
         {

@@ -185,17 +185,51 @@ fn apply_result_path(
         None => Ok(state_input.into_owned()),
         Some(path) if path.is_root() => Ok(result),
         Some(path) => {
+            check_result_path(path, &state_input)?;
             let mut target = state_input.into_owned();
-            match path.assign(&mut target, result) {
-                Ok(()) => Ok(target),
-                Err(why) => Err(StatesError::new(
-                    ErrorName::ResultPathMatchFailure,
-                    format!(
-                        "Unable to apply ResultPath '{path}' to input '{}': {why}",
-                        truncate(&target.to_string())
-                    ),
-                )),
-            }
+            path.assign(&mut target, result)
+                .map_err(|why| result_path_failure(path, &target, &why))?;
+            Ok(target)
+        }
+    }
+}
+
+/// Fails as `ResultPath` would on `input`, before anything is changed, so that the error
+/// quotes the input as the state received it.
+fn check_result_path(path: &Path, input: &Value) -> Result<(), StatesError> {
+    path.check_assign(input)
+        .map_err(|why| result_path_failure(path, input, &why))
+}
+
+fn result_path_failure(path: &Path, input: &Value, why: &str) -> StatesError {
+    StatesError::new(
+        ErrorName::ResultPathMatchFailure,
+        format!(
+            "Unable to apply ResultPath '{path}' to input '{}': {why}",
+            truncate(&input.to_string())
+        ),
+    )
+}
+
+/// A Pass state's input: borrowed, or the caller's own value, which the Pass may move
+/// into its output instead of copying it (and leaves as it was when it fails).
+enum PassInput<'a> {
+    Shared(&'a Value),
+    Slot(&'a mut Value),
+}
+
+impl PassInput<'_> {
+    fn get(&self) -> &Value {
+        match self {
+            PassInput::Shared(value) => value,
+            PassInput::Slot(value) => value,
+        }
+    }
+
+    fn take(self) -> Value {
+        match self {
+            PassInput::Shared(value) => value.clone(),
+            PassInput::Slot(value) => std::mem::take(value),
         }
     }
 }
@@ -401,55 +435,89 @@ pub fn enter(
     scope: &Scope<'_>,
     env: &mut dyn Env,
 ) -> Result<Entered, StatesError> {
-    enter_inner(state, Cow::Borrowed(input), scope, env).map_err(|e| with_state(state, e))
+    match state {
+        State::Pass(pass) => enter_pass(pass, PassInput::Shared(input), scope, env),
+        other => enter_borrowed(other, input, scope, env),
+    }
+    .map_err(|e| with_state(state, e))
 }
 
 /// [`enter`] for a caller that owns the input and is done with it: a Pass state's
 /// `ResultPath` then updates the input in place instead of copying it.
 pub fn enter_owned(
     state: &State,
-    input: Value,
+    mut input: Value,
     scope: &Scope<'_>,
     env: &mut dyn Env,
 ) -> Result<Entered, StatesError> {
-    enter_inner(state, Cow::Owned(input), scope, env).map_err(|e| with_state(state, e))
+    enter_mut(state, &mut input, scope, env)
 }
 
-fn enter_inner(
+/// [`enter`] that may move `input` into the result instead of copying it: when a Pass
+/// state succeeds, `input` may be left `null`; when it fails, and for every other state,
+/// `input` is left as it was (the caller still has it for a retry, a catcher or a redrive).
+pub fn enter_mut(
     state: &State,
-    input: Cow<'_, Value>,
+    input: &mut Value,
     scope: &Scope<'_>,
     env: &mut dyn Env,
 ) -> Result<Entered, StatesError> {
     match state {
-        State::Pass(pass) => enter_pass(pass, input, scope, env),
-        other => enter_borrowed(other, &input, scope, env),
+        State::Pass(pass) => enter_pass(pass, PassInput::Slot(input), scope, env),
+        other => enter_borrowed(other, input, scope, env),
     }
+    .map_err(|e| with_state(state, e))
 }
 
 /// Pass: `InputPath` → `Parameters` (or `Result`) → `Assign` → `ResultPath` →
-/// `OutputPath`; in JSONata, `Output` and `Assign`.
+/// `OutputPath`; in JSONata, `Output` and `Assign`. Every step that can fail runs before
+/// the input is moved.
 fn enter_pass(
     pass: &PassState,
-    input: Cow<'_, Value>,
+    input: PassInput<'_>,
     scope: &Scope<'_>,
     env: &mut dyn Env,
 ) -> Result<Entered, StatesError> {
     if pass.query_language == QueryLanguage::Jsonata {
-        let (output, assigned) = jsonata_finish(&pass.output, &pass.assign, &input, scope, env)?;
-        let output = output.unwrap_or_else(|| input.into_owned());
+        let (output, assigned) =
+            jsonata_finish(&pass.output, &pass.assign, input.get(), scope, env)?;
+        let output = output.unwrap_or_else(|| input.take());
         return Ok(entered(finish(&pass.transition, output, assigned)));
     }
     let result = match &pass.result {
         Some(result) => result.clone(),
         None => {
-            let effective = apply_input_path(&pass.io, &input, scope)?;
+            let effective = apply_input_path(&pass.io, input.get(), scope)?;
             template_or(&pass.parameters, effective, scope, env)?
         }
     };
     let assigned = assign_vars(&pass.assign, &result, scope, env)?;
-    let with_result = apply_result_path(&pass.result_path, input, result)?;
-    let output = apply_output_path(&pass.io, with_result, scope)?;
+    let output = match &pass.result_path {
+        Some(path) if path.is_root() => apply_output_path(&pass.io, result, scope)?,
+        None => match &pass.io.output_path {
+            None => Value::Object(Map::new()),
+            Some(path) if path.is_root() => input.take(),
+            Some(path) => select_required(path, input.get(), scope)?,
+        },
+        Some(path) => {
+            check_result_path(path, input.get())?;
+            match &pass.io.output_path {
+                None => Value::Object(Map::new()),
+                Some(out) if out.is_root() => {
+                    let mut target = input.take();
+                    path.assign(&mut target, result)
+                        .map_err(|why| result_path_failure(path, &target, &why))?;
+                    target
+                }
+                // OutputPath can still fail after the result is placed: place it in a copy.
+                Some(_) => {
+                    let with_result =
+                        apply_result_path(&pass.result_path, Cow::Borrowed(input.get()), result)?;
+                    apply_output_path(&pass.io, with_result, scope)?
+                }
+            }
+        }
+    };
     Ok(entered(finish(&pass.transition, output, assigned)))
 }
 
@@ -461,7 +529,7 @@ fn enter_borrowed(
 ) -> Result<Entered, StatesError> {
     let jsonata = state.query_language() == QueryLanguage::Jsonata;
     match state {
-        State::Pass(pass) => enter_pass(pass, Cow::Borrowed(input), scope, env),
+        State::Pass(pass) => enter_pass(pass, PassInput::Shared(input), scope, env),
         State::Task(task) => {
             let effective = apply_input_path(&task.io, input, scope)?;
             let timeout_seconds = resolve_u64(

@@ -19,6 +19,7 @@
 //! on_error(state, state_input, error, retry_counts, scope, env) -> ErrorOutcome
 //!
 //! enter_owned(state, input: Value, scope, env)                  // same, input moved in
+//! enter_mut(state, input: &mut Value, scope, env)               // same, a Pass may move input out
 //! complete_owned(state, state_input: Value, result, scope, env) // same, input moved in
 //! ```
 //!
@@ -119,7 +120,7 @@ pub use choice::{
 pub use error::{ErrorName, StatesError};
 pub use eval::{
     Completed, Entered, Env, ErrorOutcome, FixedEnv, WaitUntil, complete, complete_owned, enter,
-    enter_owned, map_item_input, on_error,
+    enter_mut, enter_owned, map_item_input, on_error,
 };
 pub use model::{
     Catcher, ChoiceState, ExecutionType, FailState, FailText, IoPaths, JitterStrategy, MapState,

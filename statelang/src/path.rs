@@ -227,6 +227,57 @@ impl Path {
         out
     }
 
+    /// Whether [`Path::assign`] would succeed on `target`, with the same reason when it
+    /// would not, without changing anything. `assign` can fail after it has created
+    /// intermediate objects, so a caller that must keep `target` intact on failure (an
+    /// in-place `ResultPath`) asks first.
+    pub fn check_assign(&self, target: &Value) -> Result<(), String> {
+        /// Where the walk is: an existing value, or an object `assign` would create.
+        enum At<'a> {
+            Value(&'a Value),
+            Created,
+        }
+        let Compiled::Simple(segments) = &self.compiled else {
+            return Err(format!("'{}' is not a reference path", self.source));
+        };
+        let Some((last, parents)) = segments.split_last() else {
+            return Ok(());
+        };
+        let mut at = At::Value(target);
+        for segment in parents {
+            let next = match (segment, at) {
+                (Segment::Field(_), At::Created) => None,
+                (Segment::Field(name), At::Value(Value::Object(map))) => map.get(name.as_str()),
+                (Segment::Field(name), At::Value(other)) => return Err(not_object(other, name)),
+                (Segment::Index(index), At::Value(Value::Array(items))) => {
+                    let slot = resolve_index(*index, items.len())
+                        .ok_or_else(|| format!("index {index} is out of bounds"))?;
+                    Some(&items[slot])
+                }
+                (Segment::Index(index), _) => {
+                    return Err(format!("cannot index [{index}] into a non-array value"));
+                }
+            };
+            // A missing field or a null in the way becomes an object.
+            at = match next {
+                None | Some(Value::Null) => At::Created,
+                Some(value) => At::Value(value),
+            };
+        }
+        match (last, at) {
+            (Segment::Field(_), At::Created | At::Value(Value::Object(_))) => Ok(()),
+            (Segment::Field(name), At::Value(other)) => Err(not_object(other, name)),
+            (Segment::Index(index), At::Value(Value::Array(items))) => {
+                resolve_index(*index, items.len())
+                    .map(|_| ())
+                    .ok_or_else(|| format!("index {index} is out of bounds"))
+            }
+            (Segment::Index(index), _) => {
+                Err(format!("cannot index [{index}] into a non-array value"))
+            }
+        }
+    }
+
     /// Places `value` at this reference path inside `target` (ResultPath semantics):
     /// missing intermediate objects are created; an existing non-object in the way,
     /// or an array index out of range, is an error.
@@ -472,6 +523,50 @@ mod tests {
         let error = Path::parse(&deep).unwrap_err();
         assert!(error.0.contains("nests"), "{error}");
         assert!(Path::parse("$.a[?(@.b > 1)]").is_ok());
+    }
+
+    #[test]
+    fn check_assign_answers_as_assign_would_without_changing_anything() {
+        let targets = [
+            json!({}),
+            json!(null),
+            json!(5),
+            json!({"a": 1}),
+            json!({"a": null}),
+            json!({"a": {"b": 1}}),
+            json!({"a": [1, {"c": 2}, null]}),
+            json!({"a": []}),
+            json!([{"x": 1}]),
+        ];
+        let paths = [
+            "$",
+            "$.a",
+            "$.a.b",
+            "$.a.b.c",
+            "$.a[0]",
+            "$.a[1].c",
+            "$.a[2].d",
+            "$.a[5]",
+            "$.a[-1]",
+            "$.a[-1].e",
+            "$.z[0]",
+            "$.z.y[0]",
+            "$[0]",
+            "$[0].x",
+            "$.a.b[0]",
+        ];
+        for target in &targets {
+            for source in paths {
+                let path = Path::parse(source).unwrap();
+                let mut assigned = target.clone();
+                let expected = path.assign(&mut assigned, json!("v")).map(|_| ());
+                assert_eq!(
+                    path.check_assign(target),
+                    expected,
+                    "check_assign({source}) on {target}"
+                );
+            }
+        }
     }
 
     #[test]

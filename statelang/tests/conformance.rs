@@ -19,8 +19,8 @@ use std::collections::HashMap;
 use serde_json::{Value, json};
 use stepyard_statelang::{
     Completed, Entered, Env, ErrorName, ErrorOutcome, Scope, State, StateMachine, StatesError,
-    Variables, Vars, WaitUntil, complete, complete_owned, enter, enter_owned, map_item_input,
-    on_error, parse_value,
+    Variables, Vars, WaitUntil, complete, complete_owned, enter, enter_mut, enter_owned,
+    map_item_input, on_error, parse_value,
 };
 
 /// The variables a state sees: its own scope's, then the enclosing scopes' (a Parallel
@@ -194,12 +194,27 @@ impl Driver<'_> {
     ) -> Result<Completed, Step> {
         // Every case also checks that the owned form gives exactly the borrowed form's answer.
         let owned = enter_owned(state, input.clone(), scope, &mut self.env.clone());
+        let mut slot = input.clone();
+        let in_place = enter_mut(state, &mut slot, scope, &mut self.env.clone());
         let entered = enter(state, input, scope, &mut self.env);
         assert_eq!(
             owned, entered,
             "{}: enter_owned differs from enter",
             self.case
         );
+        assert_eq!(
+            in_place, entered,
+            "{}: enter_mut differs from enter",
+            self.case
+        );
+        if entered.is_err() {
+            // A failed state keeps its input for a retry, a catcher or a redrive.
+            assert_eq!(
+                &slot, input,
+                "{}: enter_mut changed the input of a failed state",
+                self.case
+            );
+        }
         let entered = entered.map_err(Step::Error)?;
         let result = match entered {
             Entered::Next {

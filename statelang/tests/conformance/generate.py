@@ -97,6 +97,19 @@ add(F, "ResultPath with an array index replaces that element",
 add(F, "ResultPath with an index past the end fails",
     one({"Type": "Task", "Resource": "hello", "ResultPath": "$.list[5]"}),
     {"list": [1]}, err("States.ResultPathMatchFailure"), tasks=T)
+add(F, "A Pass whose ResultPath fails quotes its input as it arrived",
+    one({"Type": "Pass", "Result": 1, "ResultPath": "$.a.b[0]"}),
+    {"k": 1}, err("States.ResultPathMatchFailure",
+                  "to input '{\"k\":1}': cannot index [0] into a non-array value"))
+add(F, "A Pass places its Result in a copy when OutputPath selects from it",
+    one({"Type": "Pass", "Result": {"v": 2}, "ResultPath": "$.r", "OutputPath": "$.r"}),
+    {"k": 1}, ok({"v": 2}))
+add(F, "A Pass with a missing OutputPath fails after placing its Result",
+    one({"Type": "Pass", "Result": 2, "ResultPath": "$.r", "OutputPath": "$.nope"}),
+    {"k": 1}, err("States.Runtime", "$.nope"))
+add(F, "A Pass with ResultPath null passes its input on through OutputPath",
+    one({"Type": "Pass", "Result": 2, "ResultPath": None, "OutputPath": "$.k"}),
+    {"k": [1]}, ok([1]))
 add(F, "ResultPath in bracket notation",
     one({"Type": "Task", "Resource": "hello", "ResultPath": "$['my key']"}),
     {}, ok({"my key": HELLO}), tasks=T)
