@@ -445,16 +445,17 @@ impl WriteSet {
     }
     pub fn append_history(&mut self, exec_key: &str, events: &[HistoryEvent]) {
         if let Some(first) = events.first() {
+            let mut previous_io = None;
             let stored: Vec<StoredEvent<'_>> = events
                 .iter()
-                .map(|e| {
-                    (
-                        e.id,
-                        e.previous_event_id,
-                        e.timestamp_ms,
-                        e.kind.code(),
-                        &e.details,
-                    )
+                .map(|event| {
+                    let io = io_text(&event.details);
+                    let repeated = match (io, previous_io) {
+                        (Some((field, text)), Some(previous)) if text == previous => Some(field),
+                        _ => None,
+                    };
+                    previous_io = io.map(|(_, text)| text);
+                    StoredEvent { event, repeated }
                 })
                 .collect();
             self.put(keys::history(exec_key, first.id), &stored);
@@ -492,25 +493,115 @@ impl WriteSet {
     }
 }
 
-/// A history event as stored in a chunk: `[id, previous id, timestamp ms, type code, details]`.
-type StoredEvent<'a> = (u64, u64, u64, u16, &'a serde_json::Value);
+/// The members of an event's details that hold a state's JSON text, by their code in a chunk.
+const IO_FIELDS: [&str; 2] = ["input", "output"];
+
+/// An event's input or output text (`details.input` or `details.output`) and its field code.
+fn io_text(details: &serde_json::Value) -> Option<(u8, &str)> {
+    IO_FIELDS.iter().enumerate().find_map(|(code, field)| {
+        details
+            .get(field)
+            .and_then(serde_json::Value::as_str)
+            .map(|text| (code as u8, text))
+    })
+}
+
+/// A history event as stored in a chunk: `[id, previous id, timestamp ms, type code, details]`,
+/// or `[id, previous id, timestamp ms, type code, details, field code]` when the event's input
+/// or output text is the same as the previous event's in the chunk (a state's input is the
+/// previous state's output; an execution's output is its last state's): the text is then left
+/// out of `details` and stored once. Chunks written before this form have only the first.
+struct StoredEvent<'a> {
+    event: &'a HistoryEvent,
+    repeated: Option<u8>,
+}
+
+impl Serialize for StoredEvent<'_> {
+    fn serialize<S: serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::SerializeTuple;
+        let e = self.event;
+        let mut tuple = serializer.serialize_tuple(if self.repeated.is_some() { 6 } else { 5 })?;
+        tuple.serialize_element(&e.id)?;
+        tuple.serialize_element(&e.previous_event_id)?;
+        tuple.serialize_element(&e.timestamp_ms)?;
+        tuple.serialize_element(&e.kind.code())?;
+        match (self.repeated, e.details.as_object()) {
+            (Some(code), Some(details)) => {
+                tuple.serialize_element(&Without {
+                    details,
+                    field: IO_FIELDS[code as usize],
+                })?;
+                tuple.serialize_element(&code)?;
+            }
+            _ => tuple.serialize_element(&e.details)?,
+        }
+        tuple.end()
+    }
+}
+
+/// An object's members but one.
+struct Without<'a> {
+    details: &'a serde_json::Map<String, serde_json::Value>,
+    field: &'static str,
+}
+
+impl Serialize for Without<'_> {
+    fn serialize<S: serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> std::result::Result<S::Ok, S::Error> {
+        serializer.collect_map(self.details.iter().filter(|(key, _)| *key != self.field))
+    }
+}
 
 fn decode_chunk(bytes: &[u8]) -> Result<Vec<HistoryEvent>> {
-    let stored: Vec<(u64, u64, u64, u16, serde_json::Value)> = decode(bytes)?;
-    stored
-        .into_iter()
-        .map(|(id, previous_event_id, timestamp_ms, code, details)| {
-            let kind = crate::history::HistoryEventType::from_code(code)
-                .ok_or_else(|| Error::Corrupt(format!("unknown history event type {code}")))?;
-            Ok(HistoryEvent {
-                id,
-                previous_event_id,
-                timestamp_ms,
-                kind,
-                details,
-            })
-        })
-        .collect()
+    let stored: Vec<Vec<serde_json::Value>> = decode(bytes)?;
+    let mut events: Vec<HistoryEvent> = Vec::with_capacity(stored.len());
+    for fields in stored {
+        let number = |i: usize| fields.get(i).and_then(serde_json::Value::as_u64);
+        let (Some(id), Some(previous_event_id), Some(timestamp_ms), Some(code)) =
+            (number(0), number(1), number(2), number(3))
+        else {
+            return Err(Error::Corrupt(format!("bad history event {fields:?}")));
+        };
+        let corrupt = || Error::Corrupt(format!("bad history event {id}"));
+        let repeated = match fields.len() {
+            5 => None,
+            6 => Some(
+                number(5)
+                    .and_then(|code| IO_FIELDS.get(code as usize))
+                    .ok_or_else(corrupt)?,
+            ),
+            _ => return Err(corrupt()),
+        };
+        let kind = u16::try_from(code)
+            .ok()
+            .and_then(crate::history::HistoryEventType::from_code)
+            .ok_or_else(|| Error::Corrupt(format!("unknown history event type {code}")))?;
+        let mut details = fields.into_iter().nth(4).ok_or_else(corrupt)?;
+        if let Some(field) = repeated {
+            let text = events
+                .last()
+                .and_then(|previous| io_text(&previous.details))
+                .map(|(_, text)| text.to_owned())
+                .ok_or_else(corrupt)?;
+            details
+                .as_object_mut()
+                .ok_or_else(corrupt)?
+                .insert((*field).to_owned(), serde_json::Value::String(text));
+        }
+        events.push(HistoryEvent {
+            id,
+            previous_event_id,
+            timestamp_ms,
+            kind,
+            details,
+        });
+    }
+    Ok(events)
 }
 
 struct CommitRequest {
@@ -701,6 +792,87 @@ mod tests {
             [4, 3, 2, 1]
         );
         assert_eq!(ids(store.history("sm:ab", None, false, 100).unwrap()), [1]);
+    }
+
+    #[tokio::test]
+    async fn repeated_state_texts_are_stored_once_and_read_back_whole() {
+        use serde_json::json;
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(dir.path()).unwrap();
+        let (committer, _task) = Committer::start(store.clone());
+        let at = |id: u64, kind: HistoryEventType, details: Value| HistoryEvent {
+            id,
+            previous_event_id: id.saturating_sub(1),
+            timestamp_ms: 1_000 + id,
+            kind,
+            details,
+        };
+        let text = r#"{"quote":"a \"b\"","n":1}"#;
+        let events = vec![
+            at(
+                1,
+                HistoryEventType::ExecutionStarted,
+                json!({"input": text, "roleArn": "r"}),
+            ),
+            at(
+                2,
+                HistoryEventType::PassStateEntered,
+                json!({"name": "P", "input": text}),
+            ),
+            at(
+                3,
+                HistoryEventType::PassStateExited,
+                json!({"name": "P", "output": "{}"}),
+            ),
+            // Not the previous event's text: stored in full.
+            at(
+                4,
+                HistoryEventType::PassStateEntered,
+                json!({"name": "Q", "input": "[1]"}),
+            ),
+            at(
+                5,
+                HistoryEventType::PassStateExited,
+                json!({"name": "Q", "output": "[1]"}),
+            ),
+            at(
+                6,
+                HistoryEventType::ExecutionSucceeded,
+                json!({"output": "[1]"}),
+            ),
+        ];
+        let mut w = WriteSet::default();
+        w.append_history("sm:a", &events);
+        let stored = w.ops[0].1.clone().unwrap();
+        commit(&committer, w).await;
+        // The texts 2, 5 and 6 repeat are not in the chunk again.
+        let chunk = String::from_utf8_lossy(&stored[1..]).into_owned();
+        assert_eq!(chunk.matches("quote").count(), 1, "{chunk}");
+        assert_eq!(chunk.matches("[1]").count(), 1, "{chunk}");
+        assert_eq!(store.history("sm:a", None, false, 100).unwrap(), events);
+        assert_eq!(
+            store.history("sm:a", Some(4), true, 2).unwrap(),
+            vec![events[2].clone(), events[1].clone()]
+        );
+    }
+
+    #[tokio::test]
+    async fn chunks_of_the_earlier_form_still_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(dir.path()).unwrap();
+        let mut bytes = vec![FORMAT];
+        bytes.extend_from_slice(
+            br#"[[1,0,5,0,{"input":"{}","roleArn":"r"}],[2,1,6,4,{"name":"P","input":"{}"}]]"#,
+        );
+        store
+            .tree()
+            .insert(keys::history("sm:a", 1), bytes)
+            .unwrap();
+        let events = store.history("sm:a", None, false, 100).unwrap();
+        assert_eq!(events.len(), 2);
+        assert_eq!(events[0].kind, HistoryEventType::from_code(0).unwrap());
+        assert_eq!(events[1].details["input"], "{}");
+        assert_eq!(events[1].timestamp_ms, 6);
     }
 
     #[tokio::test]
