@@ -3,6 +3,7 @@
 //! Counters and histograms go through the `metrics` facade (the engine records its own: executions,
 //! transitions, task latency, store flushes); one process-wide Prometheus recorder renders them.
 
+use std::collections::HashMap;
 use std::sync::OnceLock;
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
@@ -32,4 +33,64 @@ pub fn render() -> String {
         Some(handle) => handle.render(),
         None => "# metrics recorder unavailable: another recorder is installed\n".into(),
     }
+}
+
+/// The HTTP metrics of one (method, route, status), registered once: building the label set and
+/// looking it up in the recorder's registry for every request cost more than the request's own
+/// routing.
+#[derive(Clone)]
+pub struct HttpMetrics {
+    pub requests: metrics::Counter,
+    pub duration: metrics::Histogram,
+}
+
+/// By route, then (method, status): looked up without building a key.
+type HttpCache = HashMap<String, Vec<(axum::http::Method, u16, HttpMetrics)>>;
+
+static HTTP: OnceLock<std::sync::RwLock<HttpCache>> = OnceLock::new();
+
+/// Past this many routes the handles are not cached (routes are few; this only bounds memory
+/// if something unexpected ends up in the route label).
+const MAX_CACHED_ROUTES: usize = 1024;
+
+/// The handles for one request's labels.
+pub fn http(method: &axum::http::Method, route: &str, status: u16) -> HttpMetrics {
+    let cache = HTTP.get_or_init(Default::default);
+    let find = |cache: &HttpCache| {
+        cache.get(route).and_then(|entries| {
+            entries
+                .iter()
+                .find(|(m, s, _)| m == method && *s == status)
+                .map(|(_, _, found)| found.clone())
+        })
+    };
+    if let Some(found) = find(
+        &cache
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()),
+    ) {
+        return found;
+    }
+    let made = HttpMetrics {
+        requests: metrics::counter!(
+            "stepyard_http_requests_total",
+            "method" => method.to_string(),
+            "route" => route.to_owned(),
+            "status" => status.to_string()
+        ),
+        duration: metrics::histogram!(
+            "stepyard_http_request_duration_seconds",
+            "route" => route.to_owned()
+        ),
+    };
+    let mut cache = cache
+        .write()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if find(&cache).is_none() && (cache.len() < MAX_CACHED_ROUTES || cache.contains_key(route)) {
+        cache
+            .entry(route.to_owned())
+            .or_default()
+            .push((method.clone(), status, made.clone()));
+    }
+    made
 }

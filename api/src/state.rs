@@ -31,6 +31,8 @@ impl AppState {
     /// Opens the engine on the configured data folder (resuming every open execution) and the
     /// container runtime that serves `ecs:runTask`.
     pub async fn open(config: ServerConfig) -> anyhow::Result<Self> {
+        // Before the engine opens: it registers its counters with the recorder on first use.
+        crate::metrics::handle();
         // Paused until every worker is registered: after a restart, a timer that fires at once
         // must not dispatch to a worker that is not there yet.
         let engine = Engine::open(EngineConfig {

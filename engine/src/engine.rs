@@ -8,7 +8,7 @@ use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::hash::{Hash, Hasher};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -71,6 +71,19 @@ pub struct Engine {
 struct Definition {
     machine: StateMachine,
     uses_context: bool,
+    metrics: MachineMetrics,
+}
+
+/// A state machine's Prometheus counters, registered on first use and kept with its parsed
+/// definition: registering them (a label set built and looked up) for every transition cost
+/// more than a Pass state. An embedding program installs its `metrics` recorder before it
+/// opens the engine.
+#[derive(Default)]
+struct MachineMetrics {
+    started: OnceLock<metrics::Counter>,
+    transitions: OnceLock<metrics::Counter>,
+    /// By `ExecutionStatus as usize`.
+    finished: [OnceLock<metrics::Counter>; 6],
 }
 
 struct Cell {
@@ -940,25 +953,37 @@ fn record_metrics(
     events: &[crate::history::HistoryEvent],
 ) {
     let machine = &state.rec.sm_name;
+    let counters = &state.def.metrics;
     if new_execution {
-        metrics::counter!("stepyard_executions_started_total", "state_machine" => machine.clone())
+        counters
+            .started
+            .get_or_init(|| {
+                metrics::counter!("stepyard_executions_started_total", "state_machine" => machine.clone())
+            })
             .increment(1);
     }
     let after = state.rec.status;
     if after != before && after != ExecutionStatus::Running {
-        metrics::counter!(
-            "stepyard_executions_finished_total",
-            "state_machine" => machine.clone(),
-            "status" => after.as_str()
-        )
-        .increment(1);
+        counters.finished[after as usize]
+            .get_or_init(|| {
+                metrics::counter!(
+                    "stepyard_executions_finished_total",
+                    "state_machine" => machine.clone(),
+                    "status" => after.as_str()
+                )
+            })
+            .increment(1);
     }
     let entered = events
         .iter()
         .filter(|e| e.kind.as_str().ends_with("StateEntered"))
         .count();
     if entered > 0 {
-        metrics::counter!("stepyard_state_transitions_total", "state_machine" => machine.clone())
+        counters
+            .transitions
+            .get_or_init(|| {
+                metrics::counter!("stepyard_state_transitions_total", "state_machine" => machine.clone())
+            })
             .increment(entered as u64);
     }
 }
@@ -1161,6 +1186,7 @@ impl Inner {
             // JSONata reads it as `$states.context` (and `$now()` as the state's entry time).
             uses_context: text.contains("$$") || text.contains("JSONata"),
             machine,
+            metrics: MachineMetrics::default(),
         });
         write(&self.definitions)
             .entry(sm.to_string())

@@ -111,28 +111,53 @@ impl From<EngineError> for AwsError {
     }
 }
 
+/// A successful operation's answer: a JSON value, or JSON text already serialized (the
+/// operations on the hot path serialize their typed replies directly).
+pub enum Reply {
+    Json(Value),
+    Text(String),
+}
+
+impl From<Value> for Reply {
+    fn from(value: Value) -> Self {
+        Reply::Json(value)
+    }
+}
+
+impl Reply {
+    /// Serializes a typed reply.
+    pub fn of<T: serde::Serialize>(reply: &T) -> Self {
+        match serde_json::to_string(reply) {
+            Ok(text) => Reply::Text(text),
+            // Replies are plain structs of strings and numbers: this cannot fail.
+            Err(err) => Reply::Json(json!({ "serializationError": err.to_string() })),
+        }
+    }
+}
+
 /// The response of one AWS operation, in the content type the request used.
 struct AwsResponse {
     content_type: &'static str,
-    result: Result<Value, AwsError>,
+    result: Result<Reply, AwsError>,
 }
 
 impl IntoResponse for AwsResponse {
     fn into_response(self) -> Response {
-        let (status, body) = match self.result {
-            Ok(body) => (StatusCode::OK, body),
+        let (status, body, kind) = match self.result {
+            Ok(Reply::Json(body)) => (StatusCode::OK, body.to_string(), None),
+            Ok(Reply::Text(body)) => (StatusCode::OK, body, None),
             Err(err) => (
                 err.status,
-                json!({ "__type": err.kind, "message": err.message }),
+                json!({ "__type": err.kind, "message": err.message }).to_string(),
+                Some(err.kind),
             ),
         };
-        let mut response = (status, body.to_string()).into_response();
+        let mut response = (status, body).into_response();
         response.headers_mut().insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static(self.content_type),
         );
-        if status != StatusCode::OK
-            && let Some(kind) = body.get("__type").and_then(Value::as_str)
+        if let Some(kind) = kind
             && let Ok(value) = HeaderValue::from_str(kind)
         {
             response.headers_mut().insert("x-amzn-errortype", value);
@@ -197,7 +222,9 @@ pub async fn handle(
         }
         match service {
             "AWSStepFunctions" => sfn::dispatch(state.engine(), operation, &body).await,
-            "AWSEvents" => events::dispatch(state.bus(), operation, &body).await,
+            "AWSEvents" => events::dispatch(state.bus(), operation, &body)
+                .await
+                .map(Reply::from),
             "" => Err(AwsError::new(
                 StatusCode::BAD_REQUEST,
                 "MissingTargetException",

@@ -5,15 +5,15 @@
 
 use std::time::Duration;
 
-use serde::Deserialize;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use stepyard_engine::{
     CreateStateMachine, Engine, ExecutionFilter, ExecutionInfo, ExecutionStatus, PageRequest,
     StartExecution, StateMachineInfo, StateMachineType,
 };
 
-use super::AwsError;
+use super::{AwsError, Reply};
 
 fn seconds(ms: u64) -> Value {
     json!(ms as f64 / 1000.0)
@@ -36,8 +36,14 @@ pub(super) fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, AwsError> {
 }
 
 /// Runs one Step Functions operation.
-pub async fn dispatch(engine: &Engine, operation: &str, body: &[u8]) -> Result<Value, AwsError> {
+pub async fn dispatch(engine: &Engine, operation: &str, body: &[u8]) -> Result<Reply, AwsError> {
+    // The two starts are the hot path: their replies are typed, not built as `Value`s.
     match operation {
+        "StartExecution" => return start_execution(engine, parse(body)?).await,
+        "StartSyncExecution" => return start_sync_execution(engine, parse(body)?).await,
+        _ => {}
+    }
+    let reply = match operation {
         "CreateStateMachine" => create_state_machine(engine, parse(body)?).await,
         "DescribeStateMachine" => describe_state_machine(engine, parse(body)?).await,
         "UpdateStateMachine" => update_state_machine(engine, parse(body)?).await,
@@ -45,8 +51,6 @@ pub async fn dispatch(engine: &Engine, operation: &str, body: &[u8]) -> Result<V
         "ListStateMachines" => list_state_machines(engine, parse(body)?).await,
         "ListStateMachineVersions" => list_state_machine_versions(engine, parse(body)?).await,
         "ValidateStateMachineDefinition" => validate_definition(parse(body)?),
-        "StartExecution" => start_execution(engine, parse(body)?).await,
-        "StartSyncExecution" => start_sync_execution(engine, parse(body)?).await,
         "DescribeExecution" => describe_execution(engine, parse(body)?).await,
         "ListExecutions" => list_executions(engine, parse(body)?).await,
         "StopExecution" => stop_execution(engine, parse(body)?).await,
@@ -65,7 +69,8 @@ pub async fn dispatch(engine: &Engine, operation: &str, body: &[u8]) -> Result<V
         "GetActivityTask" => get_activity_task(engine, parse(body)?).await,
         "TestState" => test_state(engine, parse(body)?).await,
         other => Err(AwsError::unknown_operation(other)),
-    }
+    };
+    reply.map(Reply::Json)
 }
 
 fn page(max_results: Option<u32>, next_token: Option<String>) -> PageRequest {
@@ -388,31 +393,96 @@ async fn resolve_version(
     Ok(req)
 }
 
-async fn start_execution(engine: &Engine, req: StartExecutionRequest) -> Result<Value, AwsError> {
+/// `{"included": true}`: the whole input or output is in the reply.
+#[derive(Serialize)]
+struct Included {
+    included: bool,
+}
+
+const INCLUDED: Included = Included { included: true };
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct StartExecutionReply<'a> {
+    execution_arn: &'a str,
+    start_date: f64,
+}
+
+/// StartSyncExecution's reply: DescribeExecution's members without the redrive ones, and
+/// `billingDetails`.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SyncExecutionReply<'a> {
+    execution_arn: &'a str,
+    state_machine_arn: &'a str,
+    name: &'a str,
+    status: &'a str,
+    start_date: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stop_date: Option<f64>,
+    input: &'a str,
+    input_details: Included,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    output: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    output_details: Option<Included>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cause: Option<&'a str>,
+    billing_details: BillingDetails,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct BillingDetails {
+    #[serde(rename = "billedMemoryUsedInMB")]
+    billed_memory_used_in_mb: u64,
+    billed_duration_in_milliseconds: u64,
+}
+
+fn epoch_seconds(ms: u64) -> f64 {
+    ms as f64 / 1000.0
+}
+
+async fn start_execution(engine: &Engine, req: StartExecutionRequest) -> Result<Reply, AwsError> {
     let req = resolve_version(engine, req).await?;
     let started = engine.start_execution(req.into()).await?;
-    Ok(json!({
-        "executionArn": started.execution_arn,
-        "startDate": seconds(started.start_date_ms),
+    Ok(Reply::of(&StartExecutionReply {
+        execution_arn: &started.execution_arn,
+        start_date: epoch_seconds(started.start_date_ms),
     }))
 }
 
 async fn start_sync_execution(
     engine: &Engine,
     req: StartExecutionRequest,
-) -> Result<Value, AwsError> {
+) -> Result<Reply, AwsError> {
     let req = resolve_version(engine, req).await?;
     let info = engine.start_sync_execution(req.into()).await?;
-    let mut out = execution_json(&info);
-    if let Some(object) = out.as_object_mut() {
-        object.remove("redriveCount");
-        object.remove("redriveStatus");
-        object.insert(
-            "billingDetails".into(),
-            json!({"billedMemoryUsedInMB": 64, "billedDurationInMilliseconds": info.stop_date_ms.unwrap_or(info.start_date_ms).saturating_sub(info.start_date_ms).max(100)}),
-        );
-    }
-    Ok(out)
+    let billed = info
+        .stop_date_ms
+        .unwrap_or(info.start_date_ms)
+        .saturating_sub(info.start_date_ms)
+        .max(100);
+    Ok(Reply::of(&SyncExecutionReply {
+        execution_arn: &info.execution_arn,
+        state_machine_arn: &info.state_machine_arn,
+        name: &info.name,
+        status: info.status.as_str(),
+        start_date: epoch_seconds(info.start_date_ms),
+        stop_date: info.stop_date_ms.map(epoch_seconds),
+        input: &info.input,
+        input_details: INCLUDED,
+        output: info.output.as_deref(),
+        output_details: info.output.as_ref().map(|_| INCLUDED),
+        error: info.error.as_deref(),
+        cause: info.cause.as_deref(),
+        billing_details: BillingDetails {
+            billed_memory_used_in_mb: 64,
+            billed_duration_in_milliseconds: billed,
+        },
+    }))
 }
 
 #[derive(Deserialize)]

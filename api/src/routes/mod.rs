@@ -203,17 +203,7 @@ async fn log_request(request: Request, next: Next) -> Response {
         .and_then(|value| value.to_str().ok())
         .unwrap_or("-")
         .to_owned();
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|path| path.as_str().to_owned())
-        .unwrap_or_else(|| {
-            if path == "/" {
-                "/".into()
-            } else {
-                "unmatched".into()
-            }
-        });
+    let route = request.extensions().get::<MatchedPath>().cloned();
     // Every log line written while handling the request carries its id.
     let span = tracing::info_span!("request", request_id = %request_id);
     tracing::debug!(target: "stepyard::http", %method, %path, request_id = %request_id, "request started");
@@ -221,15 +211,14 @@ async fn log_request(request: Request, next: Next) -> Response {
     let status = response.status().as_u16();
     let elapsed = started.elapsed();
     let latency_us = elapsed.as_micros() as u64;
-    metrics::counter!(
-        "stepyard_http_requests_total",
-        "method" => method.to_string(),
-        "route" => route.clone(),
-        "status" => status.to_string()
-    )
-    .increment(1);
-    metrics::histogram!("stepyard_http_request_duration_seconds", "route" => route)
-        .record(elapsed.as_secs_f64());
+    let route = match &route {
+        Some(matched) => matched.as_str(),
+        None if path == "/" => "/",
+        None => "unmatched",
+    };
+    let http = crate::metrics::http(&method, route, status);
+    http.requests.increment(1);
+    http.duration.record(elapsed.as_secs_f64());
     tracing::info!(
         target: "stepyard::http",
         %method,
