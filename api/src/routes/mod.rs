@@ -5,11 +5,9 @@ use std::time::Instant;
 
 use axum::Router;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, MatchedPath, Request, State};
-use axum::http::{HeaderName, HeaderValue, StatusCode};
+use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::timeout::TimeoutLayer;
 use tracing::Instrument;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
@@ -160,25 +158,15 @@ fn document_body_errors(api: &mut utoipa::openapi::OpenApi) {
 /// The whole HTTP surface of the server.
 pub fn app(state: AppState) -> Router {
     let max_body = state.config().max_body_bytes;
-    let timeout = state.config().request_timeout;
     let (router, api) = parts();
-    let request_id = HeaderName::from_static(REQUEST_ID_HEADER);
     router
         .route("/", axum::routing::post(crate::aws::handle))
         .merge(functions::lambda_routes())
         .merge(SwaggerUi::new("/docs").url("/openapi.json", api))
         .fallback(not_found)
-        .layer(middleware::from_fn_with_state(state.clone(), guard))
-        .with_state(state)
         .layer(DefaultBodyLimit::max(max_body))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::SERVICE_UNAVAILABLE,
-            timeout,
-        ))
-        .layer(middleware::map_response(fill_empty_errors))
-        .layer(middleware::from_fn(log_request))
-        .layer(PropagateRequestIdLayer::new(request_id.clone()))
-        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+        .layer(middleware::from_fn_with_state(state.clone(), edge))
+        .with_state(state)
 }
 
 async fn not_found(request: Request) -> ApiError {
@@ -192,22 +180,42 @@ async fn not_found(request: Request) -> ApiError {
     )
 }
 
-/// One log line per request: method, path, status, latency, request id.
-async fn log_request(request: Request, next: Next) -> Response {
+/// What every request goes through, in one middleware (each `from_fn` layer and tower-http
+/// layer costs a boxed future and a service clone per request): a request id (the client's
+/// `x-request-id`, or a new UUID) on the request, the response and every log line written
+/// while handling it; the rate limit and bearer tokens; the request timeout; the error body
+/// for answers that have none; the HTTP metrics and one log line per request.
+async fn edge(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
     let started = Instant::now();
+    let request_id = match request.headers().get(REQUEST_ID_HEADER) {
+        Some(id) => id.clone(),
+        None => {
+            let id = HeaderValue::from_str(&uuid::Uuid::new_v4().to_string())
+                .expect("a UUID is a valid header value");
+            request.headers_mut().insert(REQUEST_ID_HEADER, id.clone());
+            id
+        }
+    };
+    let id_text = request_id.to_str().unwrap_or("-");
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
-    let request_id = request
-        .headers()
-        .get(REQUEST_ID_HEADER)
-        .and_then(|value| value.to_str().ok())
-        .unwrap_or("-")
-        .to_owned();
     let route = request.extensions().get::<MatchedPath>().cloned();
     // Every log line written while handling the request carries its id.
-    let span = tracing::info_span!("request", request_id = %request_id);
-    tracing::debug!(target: "stepyard::http", %method, %path, request_id = %request_id, "request started");
-    let response = next.run(request).instrument(span).await;
+    let span = tracing::info_span!("request", request_id = %id_text);
+    tracing::debug!(target: "stepyard::http", %method, %path, request_id = %id_text, "request started");
+    let timeout = state.config().request_timeout;
+    let response = async move {
+        if let Some(refused) = guard(&state, &request) {
+            return refused;
+        }
+        match tokio::time::timeout(timeout, next.run(request)).await {
+            Ok(response) => response,
+            Err(_) => status_error(StatusCode::SERVICE_UNAVAILABLE),
+        }
+    }
+    .instrument(span)
+    .await;
+    let mut response = fill_empty_errors(response).await;
     let status = response.status().as_u16();
     let elapsed = started.elapsed();
     let latency_us = elapsed.as_micros() as u64;
@@ -225,14 +233,18 @@ async fn log_request(request: Request, next: Next) -> Response {
         %path,
         status,
         latency_us,
-        request_id = %request_id,
+        request_id = %id_text,
         "request"
     );
+    if !response.headers().contains_key(REQUEST_ID_HEADER) {
+        response.headers_mut().insert(REQUEST_ID_HEADER, request_id);
+    }
     response
 }
 
-/// Rate limit for every request, bearer tokens for the native API.
-async fn guard(State(state): State<AppState>, request: Request, next: Next) -> Response {
+/// Rate limit for every request, bearer tokens for the native API: the answer when the
+/// request is refused.
+fn guard(state: &AppState, request: &Request) -> Option<Response> {
     let client = request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
@@ -240,17 +252,19 @@ async fn guard(State(state): State<AppState>, request: Request, next: Next) -> R
     let path = request.uri().path();
     if !state.rate_limiter().allow(client, Instant::now()) {
         if path == "/" {
-            return crate::aws::throttled();
+            return Some(crate::aws::throttled());
         }
-        return ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "TooManyRequests",
-            format!(
-                "more than {} requests per second from this client",
-                state.config().rate_limit_per_second
-            ),
-        )
-        .into_response();
+        return Some(
+            ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "TooManyRequests",
+                format!(
+                    "more than {} requests per second from this client",
+                    state.config().rate_limit_per_second
+                ),
+            )
+            .into_response(),
+        );
     }
     let tokens = &state.config().auth_tokens;
     if !tokens.is_empty() && path.starts_with("/v1/") {
@@ -271,10 +285,10 @@ async fn guard(State(state): State<AppState>, request: Request, next: Next) -> R
                 axum::http::header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("Bearer"),
             );
-            return response;
+            return Some(response);
         }
     }
-    next.run(request).await
+    None
 }
 
 /// Layers that answer on their own (timeout, method not allowed, ...) give an empty body, and axum's
