@@ -175,8 +175,10 @@ struct Step<'a> {
     last_output: Option<(u32, String)>,
 }
 
+/// A value's JSON text. `serde_json::to_string` writes straight into a buffer; `Display`
+/// (`value.to_string()`) goes through `fmt::Formatter` for every token and took twice as long.
 fn text(value: &Value) -> String {
-    value.to_string()
+    serde_json::to_string(value).unwrap_or_else(|_| value.to_string())
 }
 
 fn iso(ms: u64) -> String {

@@ -135,6 +135,11 @@ impl Reply {
     }
 }
 
+/// JSON text, written straight into a buffer (`Display` goes through `fmt` for every token).
+fn json_text(value: &Value) -> String {
+    serde_json::to_string(value).unwrap_or_else(|_| value.to_string())
+}
+
 /// The response of one AWS operation, in the content type the request used.
 struct AwsResponse {
     content_type: &'static str,
@@ -144,7 +149,7 @@ struct AwsResponse {
 impl IntoResponse for AwsResponse {
     fn into_response(self) -> Response {
         let (status, body, kind) = match self.result {
-            Ok(Reply::Json(body)) => (StatusCode::OK, body.to_string(), None),
+            Ok(Reply::Json(body)) => (StatusCode::OK, json_text(&body), None),
             Ok(Reply::Text(body)) => (StatusCode::OK, body, None),
             Err(err) => (
                 err.status,
