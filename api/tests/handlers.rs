@@ -710,6 +710,22 @@ async fn metrics_count_executions_transitions_tasks_and_flushes() {
         assert_eq!(status, StatusCode::CREATED, "{body}");
         h.finished("metered", name).await;
     }
+    // EXPRESS executions keep no history; their states still count.
+    h.create(
+        "metered-express",
+        json!({"StartAt": "A", "States": {
+            "A": {"Type": "Pass", "Next": "B"},
+            "B": {"Type": "Pass", "End": true}}}),
+        "EXPRESS",
+    )
+    .await;
+    let (status, body) = h
+        .post(
+            "/v1/state-machines/metered-express/executions/sync",
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
     let (_, body) = h.get("/metrics").await;
     let text = body.as_str().unwrap();
     for line in [
@@ -717,6 +733,9 @@ async fn metrics_count_executions_transitions_tasks_and_flushes() {
         "stepyard_executions_finished_total{state_machine=\"metered\",status=\"FAILED\"} 2",
         // Pass, Task and Fail entered, twice.
         "stepyard_state_transitions_total{state_machine=\"metered\"} 6",
+        "stepyard_executions_started_total{state_machine=\"metered-express\"} 1",
+        "stepyard_executions_finished_total{state_machine=\"metered-express\",status=\"SUCCEEDED\"} 1",
+        "stepyard_state_transitions_total{state_machine=\"metered-express\"} 2",
     ] {
         assert!(
             text.lines().any(|l| l == line),

@@ -950,7 +950,7 @@ fn record_metrics(
     state: &CellState,
     before: ExecutionStatus,
     new_execution: bool,
-    events: &[crate::history::HistoryEvent],
+    states_entered: u64,
 ) {
     let machine = &state.rec.sm_name;
     let counters = &state.def.metrics;
@@ -974,17 +974,13 @@ fn record_metrics(
             })
             .increment(1);
     }
-    let entered = events
-        .iter()
-        .filter(|e| e.kind.as_str().ends_with("StateEntered"))
-        .count();
-    if entered > 0 {
+    if states_entered > 0 {
         counters
             .transitions
             .get_or_init(|| {
                 metrics::counter!("stepyard_state_transitions_total", "state_machine" => machine.clone())
             })
-            .increment(entered as u64);
+            .increment(states_entered);
     }
 }
 
@@ -1337,7 +1333,12 @@ impl Inner {
         let status_before = state.rec.status;
         let transition = interp::apply(&mut state.rec, &def.machine, command, &ctx);
         state.version += 1;
-        record_metrics(state, status_before, new_execution, &transition.events);
+        record_metrics(
+            state,
+            status_before,
+            new_execution,
+            transition.states_entered,
+        );
         if !state.durable {
             return (PendingCommit::done(), transition.effects);
         }

@@ -118,6 +118,8 @@ pub(crate) struct Transition {
     pub effects: Vec<Effect>,
     /// The command changed nothing (a late answer, a stale timer): no record write needed.
     pub unchanged: bool,
+    /// States entered, counted whether or not history is kept (EXPRESS keeps none).
+    pub states_entered: u64,
 }
 
 /// Runs `command` against `record`. `root` is the parsed definition of `record.revision_id`.
@@ -595,6 +597,7 @@ impl<'a> Step<'a> {
             return self.fail_runtime(tid, cause);
         };
         if run == Run::Enter {
+            self.out.states_entered += 1;
             if let Some(t) = self.rec.rt.threads.get_mut(&tid) {
                 t.entered_ms = self.ctx.now_ms;
                 t.retry_counts.clear();
