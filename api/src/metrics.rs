@@ -52,6 +52,7 @@ static HTTP: OnceLock<std::sync::RwLock<HttpCache>> = OnceLock::new();
 /// Past this many routes the handles are not cached (routes are few; this only bounds memory
 /// if something unexpected ends up in the route label).
 const MAX_CACHED_ROUTES: usize = 1024;
+const MAX_CACHED_PER_ROUTE: usize = 64;
 
 /// The handles for one request's labels.
 pub fn http(method: &axum::http::Method, route: &str, status: u16) -> HttpMetrics {
@@ -87,10 +88,11 @@ pub fn http(method: &axum::http::Method, route: &str, status: u16) -> HttpMetric
         .write()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
     if find(&cache).is_none() && (cache.len() < MAX_CACHED_ROUTES || cache.contains_key(route)) {
-        cache
-            .entry(route.to_owned())
-            .or_default()
-            .push((method.clone(), status, made.clone()));
+        let entries = cache.entry(route.to_owned()).or_default();
+        // Any method name is valid HTTP: past a few dozen per route, stop caching.
+        if entries.len() < MAX_CACHED_PER_ROUTE {
+            entries.push((method.clone(), status, made.clone()));
+        }
     }
     made
 }

@@ -626,13 +626,16 @@ impl<'a> Step<'a> {
             threads: &self.rec.rt.threads,
             tid,
         };
-        // A Pass moves its input into its output; a failed state keeps it (retry, redrive).
-        let entered = asl::enter_mut(
-            state,
-            &mut input,
-            &Scope::new(&context, &vars),
-            &mut self.env,
-        );
+        // A Pass that goes on to another state moves its input into its output. One that ends
+        // its thread keeps the input: the execution can still fail after it (an output over the
+        // size limit, variables over theirs), and a redrive starts again from this state's input.
+        let scope = Scope::new(&context, &vars);
+        let entered = match state {
+            State::Pass(pass) if matches!(pass.transition, asl::Transition::Next(_)) => {
+                asl::enter_mut(state, &mut input, &scope, &mut self.env)
+            }
+            _ => asl::enter(state, &input, &scope, &mut self.env),
+        };
         if !matches!(entered, Ok(Entered::Next { .. }))
             && let Some(t) = self.rec.rt.threads.get_mut(&tid)
         {

@@ -636,3 +636,34 @@ async fn redrive_of_a_failed_map_or_parallel_reruns_only_what_did_not_succeed() 
         json!([{"done": {"side": "left"}}, {"done": {"side": "bad-right"}}])
     );
 }
+
+#[tokio::test]
+async fn redrive_after_an_end_pass_over_the_size_limit_enters_it_with_its_input_again() {
+    // The Pass itself succeeds; the execution fails after it (its output is over the payload
+    // limit). A redrive must enter the Pass with the input it had, not with what it produced.
+    let h = Harness::new().await;
+    let sm = h
+        .machine(
+            "redrive-end-pass",
+            json!({"StartAt": "Copy", "States": {
+                "Copy": {"Type": "Pass", "Parameters": {"x.$": "$.a"}, "ResultPath": "$.copy", "End": true}}}),
+        )
+        .await;
+    let big = "a".repeat(150 * 1024);
+    let info = h.run(&sm, json!({ "a": big })).await;
+    assert_eq!(info.status, ExecutionStatus::Failed);
+    assert_eq!(info.error.as_deref(), Some("States.DataLimitExceeded"));
+
+    h.engine
+        .redrive_execution(&info.execution_arn)
+        .await
+        .unwrap();
+    let info = h.engine.await_execution(&info.execution_arn).await.unwrap();
+    assert_eq!(info.status, ExecutionStatus::Failed, "{info:?}");
+    assert_eq!(
+        info.error.as_deref(),
+        Some("States.DataLimitExceeded"),
+        "{info:?}"
+    );
+    assert_eq!(info.redrive_count, 1);
+}
