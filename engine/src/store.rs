@@ -543,10 +543,7 @@ impl Serialize for StoredEvent<'_> {
         tuple.serialize_element(&e.kind.code())?;
         match (self.repeated, e.details.as_object()) {
             (Some(code), Some(details)) => {
-                tuple.serialize_element(&Without {
-                    details,
-                    field: IO_FIELDS[code as usize],
-                })?;
+                tuple.serialize_element(&AllButLast(details))?;
                 tuple.serialize_element(&code)?;
             }
             _ => tuple.serialize_element(&e.details)?,
@@ -555,47 +552,68 @@ impl Serialize for StoredEvent<'_> {
     }
 }
 
-/// An object's members but one.
-struct Without<'a> {
-    details: &'a serde_json::Map<String, serde_json::Value>,
-    field: &'static str,
-}
+/// An object's members but the last (a repeated text is only left out when it is last).
+struct AllButLast<'a>(&'a serde_json::Map<String, serde_json::Value>);
 
-impl Serialize for Without<'_> {
+impl Serialize for AllButLast<'_> {
     fn serialize<S: serde::Serializer>(
         &self,
         serializer: S,
     ) -> std::result::Result<S::Ok, S::Error> {
-        serializer.collect_map(self.details.iter().filter(|(key, _)| *key != self.field))
+        serializer.collect_map(self.0.iter().take(self.0.len().saturating_sub(1)))
+    }
+}
+
+/// A chunk's event as read: both forms of [`StoredEvent`].
+struct ReadEvent {
+    id: u64,
+    previous_event_id: u64,
+    timestamp_ms: u64,
+    code: u16,
+    details: serde_json::Value,
+    repeated: Option<u8>,
+}
+
+impl<'de> serde::Deserialize<'de> for ReadEvent {
+    fn deserialize<D: serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> std::result::Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = ReadEvent;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a history event of 5 or 6 elements")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> std::result::Result<ReadEvent, A::Error> {
+                let missing = |i| serde::de::Error::invalid_length(i, &self);
+                Ok(ReadEvent {
+                    id: seq.next_element()?.ok_or_else(|| missing(0))?,
+                    previous_event_id: seq.next_element()?.ok_or_else(|| missing(1))?,
+                    timestamp_ms: seq.next_element()?.ok_or_else(|| missing(2))?,
+                    code: seq.next_element()?.ok_or_else(|| missing(3))?,
+                    details: seq.next_element()?.ok_or_else(|| missing(4))?,
+                    repeated: seq.next_element()?,
+                })
+            }
+        }
+        deserializer.deserialize_seq(Visitor)
     }
 }
 
 fn decode_chunk(bytes: &[u8]) -> Result<Vec<HistoryEvent>> {
-    let stored: Vec<Vec<serde_json::Value>> = decode(bytes)?;
+    let stored: Vec<ReadEvent> = decode(bytes)?;
     let mut events: Vec<HistoryEvent> = Vec::with_capacity(stored.len());
-    for fields in stored {
-        let number = |i: usize| fields.get(i).and_then(serde_json::Value::as_u64);
-        let (Some(id), Some(previous_event_id), Some(timestamp_ms), Some(code)) =
-            (number(0), number(1), number(2), number(3))
-        else {
-            return Err(Error::Corrupt(format!("bad history event {fields:?}")));
-        };
+    for read in stored {
+        let id = read.id;
         let corrupt = || Error::Corrupt(format!("bad history event {id}"));
-        let repeated = match fields.len() {
-            5 => None,
-            6 => Some(
-                number(5)
-                    .and_then(|code| IO_FIELDS.get(code as usize))
-                    .ok_or_else(corrupt)?,
-            ),
-            _ => return Err(corrupt()),
-        };
-        let kind = u16::try_from(code)
-            .ok()
-            .and_then(crate::history::HistoryEventType::from_code)
-            .ok_or_else(|| Error::Corrupt(format!("unknown history event type {code}")))?;
-        let mut details = fields.into_iter().nth(4).ok_or_else(corrupt)?;
-        if let Some(field) = repeated {
+        let kind = crate::history::HistoryEventType::from_code(read.code)
+            .ok_or_else(|| Error::Corrupt(format!("unknown history event type {}", read.code)))?;
+        let mut details = read.details;
+        if let Some(code) = read.repeated {
+            let field = IO_FIELDS.get(code as usize).ok_or_else(corrupt)?;
             let text = events
                 .last()
                 .and_then(|previous| io_text(&previous.details))
@@ -608,8 +626,8 @@ fn decode_chunk(bytes: &[u8]) -> Result<Vec<HistoryEvent>> {
         }
         events.push(HistoryEvent {
             id,
-            previous_event_id,
-            timestamp_ms,
+            previous_event_id: read.previous_event_id,
+            timestamp_ms: read.timestamp_ms,
             kind,
             details,
         });

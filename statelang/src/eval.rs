@@ -181,11 +181,22 @@ fn apply_result_path(
     state_input: Cow<'_, Value>,
     result: Value,
 ) -> Result<Value, StatesError> {
+    if let Some(path) = result_path.as_ref().filter(|path| !path.is_root()) {
+        check_result_path(path, &state_input)?;
+    }
+    place_result(result_path, state_input, result)
+}
+
+/// [`apply_result_path`] once [`check_result_path`] has passed.
+fn place_result(
+    result_path: &ResultPath,
+    state_input: Cow<'_, Value>,
+    result: Value,
+) -> Result<Value, StatesError> {
     match result_path {
         None => Ok(state_input.into_owned()),
         Some(path) if path.is_root() => Ok(result),
         Some(path) => {
-            check_result_path(path, &state_input)?;
             let mut target = state_input.into_owned();
             path.assign(&mut target, result)
                 .map_err(|why| result_path_failure(path, &target, &why))?;
@@ -492,32 +503,23 @@ fn enter_pass(
         }
     };
     let assigned = assign_vars(&pass.assign, &result, scope, env)?;
-    let output = match &pass.result_path {
-        Some(path) if path.is_root() => apply_output_path(&pass.io, result, scope)?,
-        None => match &pass.io.output_path {
-            None => Value::Object(Map::new()),
-            Some(path) if path.is_root() => input.take(),
-            Some(path) => select_required(path, input.get(), scope)?,
-        },
-        Some(path) => {
-            check_result_path(path, input.get())?;
-            match &pass.io.output_path {
-                None => Value::Object(Map::new()),
-                Some(out) if out.is_root() => {
-                    let mut target = input.take();
-                    path.assign(&mut target, result)
-                        .map_err(|why| result_path_failure(path, &target, &why))?;
-                    target
-                }
-                // OutputPath can still fail after the result is placed: place it in a copy.
-                Some(_) => {
-                    let with_result =
-                        apply_result_path(&pass.result_path, Cow::Borrowed(input.get()), result)?;
-                    apply_output_path(&pass.io, with_result, scope)?
-                }
-            }
-        }
+    if let Some(path) = pass.result_path.as_ref().filter(|path| !path.is_root()) {
+        check_result_path(path, input.get())?;
+    }
+    // After ResultPath only an OutputPath that selects from the result can fail: the input is
+    // moved unless it may still be needed.
+    let output_may_fail = pass
+        .io
+        .output_path
+        .as_ref()
+        .is_some_and(|path| !path.is_root());
+    let state_input = if output_may_fail {
+        Cow::Borrowed(input.get())
+    } else {
+        Cow::Owned(input.take())
     };
+    let with_result = place_result(&pass.result_path, state_input, result)?;
+    let output = apply_output_path(&pass.io, with_result, scope)?;
     Ok(entered(finish(&pass.transition, output, assigned)))
 }
 

@@ -126,12 +126,17 @@ impl From<Value> for Reply {
 
 impl Reply {
     /// Serializes a typed reply.
-    pub fn of<T: serde::Serialize>(reply: &T) -> Self {
-        match serde_json::to_string(reply) {
-            Ok(text) => Reply::Text(text),
-            // Replies are plain structs of strings and numbers: this cannot fail.
-            Err(err) => Reply::Json(json!({ "serializationError": err.to_string() })),
-        }
+    pub fn of<T: serde::Serialize>(reply: &T) -> Result<Self, AwsError> {
+        serde_json::to_string(reply)
+            .map(Reply::Text)
+            .map_err(|err| {
+                tracing::error!(error = %err, "an AWS reply did not serialize");
+                AwsError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "InternalServerError",
+                    "internal error; see the server log",
+                )
+            })
     }
 }
 
@@ -153,7 +158,7 @@ impl IntoResponse for AwsResponse {
             Ok(Reply::Text(body)) => (StatusCode::OK, body, None),
             Err(err) => (
                 err.status,
-                json!({ "__type": err.kind, "message": err.message }).to_string(),
+                json_text(&json!({ "__type": err.kind, "message": err.message })),
                 Some(err.kind),
             ),
         };

@@ -16,7 +16,11 @@ use stepyard_engine::{
 use super::{AwsError, Reply};
 
 fn seconds(ms: u64) -> Value {
-    json!(ms as f64 / 1000.0)
+    json!(epoch_seconds(ms))
+}
+
+fn epoch_seconds(ms: u64) -> f64 {
+    ms as f64 / 1000.0
 }
 
 /// An operation's request body (empty means `{}`), with AWS's error types for bad JSON.
@@ -441,17 +445,13 @@ struct BillingDetails {
     billed_duration_in_milliseconds: u64,
 }
 
-fn epoch_seconds(ms: u64) -> f64 {
-    ms as f64 / 1000.0
-}
-
 async fn start_execution(engine: &Engine, req: StartExecutionRequest) -> Result<Reply, AwsError> {
     let req = resolve_version(engine, req).await?;
     let started = engine.start_execution(req.into()).await?;
-    Ok(Reply::of(&StartExecutionReply {
+    Reply::of(&StartExecutionReply {
         execution_arn: &started.execution_arn,
         start_date: epoch_seconds(started.start_date_ms),
-    }))
+    })
 }
 
 async fn start_sync_execution(
@@ -465,7 +465,7 @@ async fn start_sync_execution(
         .unwrap_or(info.start_date_ms)
         .saturating_sub(info.start_date_ms)
         .max(100);
-    Ok(Reply::of(&SyncExecutionReply {
+    Reply::of(&SyncExecutionReply {
         execution_arn: &info.execution_arn,
         state_machine_arn: &info.state_machine_arn,
         name: &info.name,
@@ -482,7 +482,7 @@ async fn start_sync_execution(
             billed_memory_used_in_mb: 64,
             billed_duration_in_milliseconds: billed,
         },
-    }))
+    })
 }
 
 #[derive(Deserialize)]

@@ -78,6 +78,18 @@ impl Harness {
         self.engine.await_execution(&arn).await.expect("finishes")
     }
 
+    /// Redrives a finished execution and waits until it finishes again.
+    pub async fn redrive(&self, execution: &str) -> ExecutionInfo {
+        self.engine
+            .redrive_execution(execution)
+            .await
+            .expect("redrives");
+        self.engine
+            .await_execution(execution)
+            .await
+            .expect("finishes")
+    }
+
     pub async fn history(&self, execution: &str) -> Vec<HistoryEvent> {
         let mut out = Vec::new();
         let mut token = None;

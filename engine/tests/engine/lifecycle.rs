@@ -459,11 +459,7 @@ async fn redrive_of_a_failed_execution_reruns_only_the_failed_task() {
     assert_eq!(info.redrive_status, "REDRIVABLE");
 
     fails.store(false, std::sync::atomic::Ordering::SeqCst);
-    h.engine
-        .redrive_execution(&info.execution_arn)
-        .await
-        .unwrap();
-    let info = h.engine.await_execution(&info.execution_arn).await.unwrap();
+    let info = h.redrive(&info.execution_arn).await;
     assert_eq!(info.status, ExecutionStatus::Succeeded, "{info:?}");
     assert_eq!(output(&info), json!({"got": {"first": "done"}}));
     // The state that succeeded before the failure is not run again.
@@ -581,11 +577,7 @@ async fn redrive_of_a_failed_map_or_parallel_reruns_only_what_did_not_succeed() 
         (1, 1, 0)
     );
     broken.store(false, std::sync::atomic::Ordering::SeqCst);
-    h.engine
-        .redrive_execution(&info.execution_arn)
-        .await
-        .unwrap();
-    let info = h.engine.await_execution(&info.execution_arn).await.unwrap();
+    let info = h.redrive(&info.execution_arn).await;
     assert_eq!(info.status, ExecutionStatus::Succeeded, "{info:?}");
     // "a" succeeded before the redrive: not run again; its output is kept in place.
     assert_eq!(
@@ -619,11 +611,7 @@ async fn redrive_of_a_failed_map_or_parallel_reruns_only_what_did_not_succeed() 
     let left = count("{\"side\":\"left\"}");
     let right = count("{\"side\":\"bad-right\"}");
     broken.store(false, std::sync::atomic::Ordering::SeqCst);
-    h.engine
-        .redrive_execution(&info.execution_arn)
-        .await
-        .unwrap();
-    let info = h.engine.await_execution(&info.execution_arn).await.unwrap();
+    let info = h.redrive(&info.execution_arn).await;
     assert_eq!(info.status, ExecutionStatus::Succeeded, "{info:?}");
     assert_eq!(
         count("{\"side\":\"left\"}"),
@@ -654,11 +642,7 @@ async fn redrive_after_an_end_pass_over_the_size_limit_enters_it_with_its_input_
     assert_eq!(info.status, ExecutionStatus::Failed);
     assert_eq!(info.error.as_deref(), Some("States.DataLimitExceeded"));
 
-    h.engine
-        .redrive_execution(&info.execution_arn)
-        .await
-        .unwrap();
-    let info = h.engine.await_execution(&info.execution_arn).await.unwrap();
+    let info = h.redrive(&info.execution_arn).await;
     assert_eq!(info.status, ExecutionStatus::Failed, "{info:?}");
     assert_eq!(
         info.error.as_deref(),

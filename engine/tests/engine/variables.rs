@@ -126,11 +126,7 @@ async fn a_redriven_execution_keeps_its_variables() {
     let info = h.run(&sm, json!({"t": "abc"})).await;
     assert_eq!(info.status, ExecutionStatus::Failed);
     broken.store(false, Ordering::SeqCst);
-    h.engine
-        .redrive_execution(&info.execution_arn)
-        .await
-        .unwrap();
-    let info = h.engine.await_execution(&info.execution_arn).await.unwrap();
+    let info = h.redrive(&info.execution_arn).await;
     assert_eq!(info.status, ExecutionStatus::Succeeded, "{info:?}");
     assert_eq!(output(&info), json!({"sent": "abc", "kept": "abc"}));
 }
