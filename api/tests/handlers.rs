@@ -1588,3 +1588,179 @@ async fn limits_answer_413_415_429_and_503_with_the_documented_body() {
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(body["__type"], "ThrottlingException", "{body}");
 }
+
+#[tokio::test]
+async fn tags_through_the_native_api() {
+    let h = Harness::new().await;
+    let (status, body) = h
+        .post(
+            "/v1/state-machines",
+            json!({"name": "tagged", "definition": pass_chain(1), "tags": {"team": "platform"}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (status, body) = h.get("/v1/state-machines/tagged/tags").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body, json!({"tags": {"team": "platform"}}));
+
+    let (status, body) = h
+        .post(
+            "/v1/state-machines/tagged/tags",
+            json!({"tags": {"team": "payments", "cost-center": "1234"}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        body,
+        json!({"tags": {"cost-center": "1234", "team": "payments"}})
+    );
+    let (status, _) = h.delete("/v1/state-machines/tagged/tags/team").await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (_, body) = h.get("/v1/state-machines/tagged/tags").await;
+    assert_eq!(body, json!({"tags": {"cost-center": "1234"}}));
+
+    // Mistakes: each with its code, and nothing changed.
+    let (status, body) = h
+        .post(
+            "/v1/state-machines/tagged/tags",
+            json!({"tags": {"aws:reserved": "x"}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["code"], "ValidationError");
+    assert!(body["message"].as_str().unwrap().contains("aws:"), "{body}");
+    let many: serde_json::Map<String, Value> =
+        (0..51).map(|i| (format!("k{i}"), json!("v"))).collect();
+    let (status, body) = h
+        .post("/v1/state-machines/tagged/tags", json!({"tags": many}))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["code"], "LimitExceeded");
+    let (status, body) = h
+        .post("/v1/state-machines/tagged/tags", json!({"tags": {"n": 1}}))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["code"], "InvalidRequestBody");
+    let (status, body) = h
+        .post("/v1/state-machines/tagged/tags", json!({"tag": {}}))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let (_, body) = h.get("/v1/state-machines/tagged/tags").await;
+    assert_eq!(body, json!({"tags": {"cost-center": "1234"}}));
+
+    let (status, body) = h.get("/v1/state-machines/missing/tags").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(body["code"], "StateMachineDoesNotExist");
+    let (status, body) = h
+        .post("/v1/activities/missing/tags", json!({"tags": {"a": "b"}}))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(body["code"], "ActivityDoesNotExist");
+
+    let (status, _) = h
+        .post(
+            "/v1/activities",
+            json!({"name": "approve", "tags": {"owner": "ops"}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (_, body) = h.get("/v1/activities/approve/tags").await;
+    assert_eq!(body, json!({"tags": {"owner": "ops"}}));
+    let (status, _) = h.delete("/v1/activities/approve/tags/owner").await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (_, body) = h.get("/v1/activities/approve/tags").await;
+    assert_eq!(body, json!({"tags": {}}));
+}
+
+#[tokio::test]
+async fn tags_through_the_aws_protocol() {
+    let h = Harness::new().await;
+    let (status, body) = h
+        .aws(
+            "CreateStateMachine",
+            json!({"name": "t", "definition": pass_chain(1).to_string(), "roleArn": "arn:aws:iam::123456789012:role/r",
+                   "tags": [{"key": "team", "value": "platform"}, {"key": "empty"}]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let sm = body["stateMachineArn"].as_str().unwrap().to_owned();
+    let (status, body) = h
+        .aws("ListTagsForResource", json!({"resourceArn": sm}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        body,
+        json!({"tags": [{"key": "empty", "value": ""}, {"key": "team", "value": "platform"}]})
+    );
+
+    let (status, body) = h
+        .aws(
+            "TagResource",
+            json!({"resourceArn": sm, "tags": [{"key": "team", "value": "payments"}]}),
+        )
+        .await;
+    assert_eq!((status, body), (StatusCode::OK, json!({})));
+    let (status, body) = h
+        .aws(
+            "UntagResource",
+            json!({"resourceArn": sm, "tagKeys": ["empty"]}),
+        )
+        .await;
+    assert_eq!((status, body), (StatusCode::OK, json!({})));
+    let (_, body) = h
+        .aws("ListTagsForResource", json!({"resourceArn": sm}))
+        .await;
+    assert_eq!(
+        body,
+        json!({"tags": [{"key": "team", "value": "payments"}]})
+    );
+
+    let (_, body) = h
+        .aws(
+            "CreateActivity",
+            json!({"name": "approve", "tags": [{"key": "owner", "value": "ops"}]}),
+        )
+        .await;
+    let activity = body["activityArn"].as_str().unwrap().to_owned();
+    let (_, body) = h
+        .aws("ListTagsForResource", json!({"resourceArn": activity}))
+        .await;
+    assert_eq!(body, json!({"tags": [{"key": "owner", "value": "ops"}]}));
+
+    // AWS's error names for the tag calls.
+    let many: Vec<Value> = (0..50)
+        .map(|i| json!({"key": format!("k{i}"), "value": "v"}))
+        .collect();
+    let (status, body) = h
+        .aws("TagResource", json!({"resourceArn": sm, "tags": many}))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["__type"], "TooManyTags", "{body}");
+    let missing = sm.replace(":t", ":missing");
+    let (status, body) = h
+        .aws("ListTagsForResource", json!({"resourceArn": missing}))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["__type"], "ResourceNotFound", "{body}");
+    let (_, body) = h
+        .aws(
+            "UntagResource",
+            json!({"resourceArn": "nope", "tagKeys": []}),
+        )
+        .await;
+    assert_eq!(body["__type"], "InvalidArn", "{body}");
+    let (_, body) = h
+        .aws(
+            "TagResource",
+            json!({"resourceArn": sm, "tags": [{"key": "", "value": "v"}]}),
+        )
+        .await;
+    assert_eq!(body["__type"], "ValidationException", "{body}");
+    let (_, body) = h
+        .aws(
+            "CreateActivity",
+            json!({"name": "over", "tags": (0..51).map(|i| json!({"key": format!("k{i}")})).collect::<Vec<_>>()}),
+        )
+        .await;
+    assert_eq!(body["__type"], "TooManyTags", "{body}");
+}

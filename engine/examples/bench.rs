@@ -84,6 +84,7 @@ async fn machine(
             definition,
             kind,
             role_arn: None,
+            tags: Default::default(),
         })
         .await
         .expect("valid")

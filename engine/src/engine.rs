@@ -26,6 +26,7 @@ use crate::store::{
     Committer, ExecutionStore, HistoryStore, PendingCommit, SledStore, StateMachineStore,
     TaskStore, TimerStore, WriteSet,
 };
+use crate::tags;
 use crate::worker::{FnWorker, TaskError, TaskRequest, TaskWorker, WorkerMatch};
 
 /// How to open an engine. `EngineConfig::new(data_dir)` gives the defaults.
@@ -327,12 +328,14 @@ impl Engine {
         let inner = &self.inner;
         arn::validate_name(&req.name)?;
         inner.parse(&req.definition)?;
+        let arn = inner.scope.state_machine(&req.name);
+        let tags = tags::merged(&Tags::new(), req.tags, &arn)?;
         let now = inner.config.clock.now_ms();
         let role_arn = req
             .role_arn
             .clone()
             .unwrap_or_else(|| inner.config.default_role_arn.clone());
-        let record = {
+        let (record, pending) = {
             let mut machines = write(&inner.machines);
             if let Some(existing) = machines.get(&req.name) {
                 if existing.definition == req.definition && existing.kind == req.kind {
@@ -351,11 +354,13 @@ impl Engine {
                 updated_ms: now,
                 revision_id: inner.config.ids.new_id(),
                 definition: req.definition,
+                tags,
             };
+            let pending = inner.queue_machine(&record)?;
             machines.insert(record.name.clone(), record.clone());
-            record
+            (record, pending)
         };
-        inner.persist_machine(&record).await?;
+        pending.wait().await?;
         Ok(inner.sm_info(&record))
     }
 
@@ -368,7 +373,7 @@ impl Engine {
         let inner = &self.inner;
         let name = arn::state_machine_name(state_machine_arn)?;
         inner.parse(&definition)?;
-        let record = {
+        let (record, pending) = {
             let mut machines = write(&inner.machines);
             let record = machines
                 .get_mut(&name)
@@ -378,9 +383,9 @@ impl Engine {
                 record.revision_id = inner.config.ids.new_id();
                 record.updated_ms = inner.config.clock.now_ms();
             }
-            record.clone()
+            (record.clone(), inner.queue_machine(record)?)
         };
-        inner.persist_machine(&record).await?;
+        pending.wait().await?;
         Ok(inner.sm_info(&record))
     }
 
@@ -814,7 +819,14 @@ impl Engine {
 
     /// Creates an activity (idempotent for an existing name).
     pub async fn create_activity(&self, name: &str) -> Result<ActivityInfo> {
+        self.create_activity_with_tags(name, Tags::new()).await
+    }
+
+    /// CreateActivity with tags; an activity that already exists is returned as it is, its tags
+    /// unchanged (as AWS does).
+    pub async fn create_activity_with_tags(&self, name: &str, tags: Tags) -> Result<ActivityInfo> {
         arn::validate_name(name)?;
+        let tags = tags::merged(&Tags::new(), tags, &self.inner.scope.activity(name))?;
         let record = {
             let mut activities = lock(&self.inner.activities);
             if let Some(existing) = activities.get(name) {
@@ -823,6 +835,7 @@ impl Engine {
             let record = ActivityRecord {
                 name: name.to_string(),
                 created_ms: self.inner.config.clock.now_ms(),
+                tags,
             };
             activities.insert(name.to_string(), record.clone());
             record
@@ -831,6 +844,81 @@ impl Engine {
         writes.put_activity(&record);
         self.inner.committer.submit(writes).wait().await?;
         Ok(self.inner.activity_info(&record))
+    }
+
+    // ---- tags --------------------------------------------------------------------------------
+
+    /// Adds tags to a state machine or an activity; a key it already has takes the new value.
+    pub async fn tag_resource(&self, resource_arn: &str, added: Tags) -> Result<()> {
+        self.retag(resource_arn, |current| {
+            tags::merged(current, added, resource_arn)
+        })
+        .await
+    }
+
+    /// Removes tags by key from a state machine or an activity; a key it does not have is
+    /// ignored.
+    pub async fn untag_resource(&self, resource_arn: &str, keys: &[String]) -> Result<()> {
+        self.retag(resource_arn, |current| {
+            let mut out = current.clone();
+            for key in keys {
+                out.remove(key);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    /// The tags of a state machine or an activity.
+    pub async fn list_tags_for_resource(&self, resource_arn: &str) -> Result<Tags> {
+        let not_found = || Error::ResourceNotFound(format!("Resource not found: '{resource_arn}'"));
+        match TaggedResource::of(resource_arn)? {
+            TaggedResource::StateMachine(name) => read(&self.inner.machines)
+                .get(&name)
+                .map(|r| r.tags.clone())
+                .ok_or_else(not_found),
+            TaggedResource::Activity(name) => lock(&self.inner.activities)
+                .get(&name)
+                .map(|r| r.tags.clone())
+                .ok_or_else(not_found),
+        }
+    }
+
+    /// Replaces a resource's tags with `change(current)`. The write is queued under the
+    /// resource's lock, so concurrent changes reach the store in the order they were made.
+    async fn retag(
+        &self,
+        resource_arn: &str,
+        change: impl FnOnce(&Tags) -> Result<Tags>,
+    ) -> Result<()> {
+        let inner = &self.inner;
+        let not_found = || Error::ResourceNotFound(format!("Resource not found: '{resource_arn}'"));
+        let mut writes = WriteSet::default();
+        let pending = match TaggedResource::of(resource_arn)? {
+            TaggedResource::StateMachine(name) => {
+                let mut machines = write(&inner.machines);
+                let record = machines.get_mut(&name).ok_or_else(not_found)?;
+                let tags = change(&record.tags)?;
+                if tags == record.tags {
+                    return Ok(());
+                }
+                record.tags = tags;
+                writes.put_state_machine(record);
+                inner.committer.submit(writes)
+            }
+            TaggedResource::Activity(name) => {
+                let mut activities = lock(&inner.activities);
+                let record = activities.get_mut(&name).ok_or_else(not_found)?;
+                let tags = change(&record.tags)?;
+                if tags == record.tags {
+                    return Ok(());
+                }
+                record.tags = tags;
+                writes.put_activity(record);
+                inner.committer.submit(writes)
+            }
+        };
+        pending.wait().await
     }
 
     pub async fn describe_activity(&self, activity_arn: &str) -> Result<ActivityInfo> {
@@ -946,6 +1034,22 @@ impl Engine {
 }
 
 /// Prometheus counters for one transition (the `metrics` facade; `api` installs the recorder).
+/// What a tag operation's ARN names: a state machine (a version or alias suffix is ignored, as
+/// for the other state machine calls) or an activity.
+enum TaggedResource {
+    StateMachine(String),
+    Activity(String),
+}
+
+impl TaggedResource {
+    fn of(resource_arn: &str) -> Result<Self> {
+        if let Some(name) = arn::activity_name(resource_arn) {
+            return Ok(TaggedResource::Activity(name));
+        }
+        arn::state_machine_name(resource_arn).map(TaggedResource::StateMachine)
+    }
+}
+
 fn record_metrics(
     state: &CellState,
     before: ExecutionStatus,
@@ -1137,7 +1241,10 @@ impl Inner {
         Ok(revisions)
     }
 
-    async fn persist_machine(&self, record: &StateMachineRecord) -> Result<()> {
+    /// Queues the writes of a state machine record and its current revision. Called under the
+    /// `machines` lock, so that writes to one state machine reach the store in the order they
+    /// were made in memory.
+    fn queue_machine(&self, record: &StateMachineRecord) -> Result<PendingCommit> {
         let mut writes = WriteSet::default();
         writes.put_state_machine(record);
         writes.put_definition(
@@ -1151,7 +1258,7 @@ impl Inner {
                 seq: self.store.next_seq()?,
             },
         );
-        self.committer.submit(writes).wait().await
+        Ok(self.committer.submit(writes))
     }
 
     /// The parsed definition of a revision (cached).

@@ -36,6 +36,7 @@ mod interp;
 mod model;
 mod records;
 mod store;
+mod tags;
 pub mod topics;
 mod worker;
 

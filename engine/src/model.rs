@@ -1,5 +1,6 @@
 //! The engine's public request and response types, shaped after AWS Step Functions' API.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -37,7 +38,13 @@ pub struct CreateStateMachine {
     pub definition: String,
     pub kind: StateMachineType,
     pub role_arn: Option<String>,
+    /// Tags for the new state machine; ignored when it already exists (as AWS does).
+    pub tags: Tags,
 }
+
+/// A state machine's or activity's tags, key to value. AWS's limits apply: at most 50 per
+/// resource, keys of 1 to 128 characters, values of up to 256, the `aws:` prefix reserved.
+pub type Tags = BTreeMap<String, String>;
 
 /// DescribeStateMachine (and the item of ListStateMachines).
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -18,6 +18,8 @@ pub(crate) struct StateMachineRecord {
     pub updated_ms: u64,
     pub revision_id: String,
     pub definition: String,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tags: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -270,6 +272,8 @@ pub(crate) struct DispatchRecord {
 pub(crate) struct ActivityRecord {
     pub name: String,
     pub created_ms: u64,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tags: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

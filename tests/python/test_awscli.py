@@ -145,3 +145,21 @@ def test_cli_lists_state_machine_versions(server, tmp_path):
     described = aws(server, "describe-state-machine", "--state-machine-arn", oldest)
     assert described.returncode == 0, described.stderr
     assert json.loads(json.loads(described.stdout)["definition"])["States"]["P"]["Result"] == 1
+
+
+def test_cli_tags(server, tmp_path):
+    definition = tmp_path / "sm.json"
+    definition.write_text(json.dumps({"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}}))
+    created = aws(server, "create-state-machine", "--name", "cli-tagged",
+                  "--definition", f"file://{definition}", "--role-arn", "arn:aws:iam::123456789012:role/r",
+                  "--tags", "key=team,value=platform")
+    assert created.returncode == 0, created.stderr
+    arn = json.loads(created.stdout)["stateMachineArn"]
+    tagged = aws(server, "tag-resource", "--resource-arn", arn, "--tags", "key=stage,value=prod")
+    assert tagged.returncode == 0, tagged.stderr
+    listed = aws(server, "list-tags-for-resource", "--resource-arn", arn)
+    assert listed.returncode == 0, listed.stderr
+    assert json.loads(listed.stdout)["tags"] == [{"key": "stage", "value": "prod"}, {"key": "team", "value": "platform"}]
+    untagged = aws(server, "untag-resource", "--resource-arn", arn, "--tag-keys", "team", "stage")
+    assert untagged.returncode == 0, untagged.stderr
+    assert json.loads(aws(server, "list-tags-for-resource", "--resource-arn", arn).stdout)["tags"] == []

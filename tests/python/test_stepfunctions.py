@@ -308,3 +308,28 @@ def test_test_state_takes_variables_and_reports_them(sfn):
     assert answer["status"] == "SUCCEEDED"
     assert json.loads(answer["output"]) == 30
     assert json.loads(answer["inspectionData"]["variables"]) == {"limit": 10, "seen": 11}
+
+
+def test_tags_on_state_machines_and_activities(sfn):
+    arn = sfn.create_state_machine(
+        name=unique("tagged"),
+        definition=json.dumps(PASS_CHAIN),
+        roleArn="arn:aws:iam::123456789012:role/ignored",
+        tags=[{"key": "team", "value": "platform"}, {"key": "stage", "value": "dev"}],
+    )["stateMachineArn"]
+    sfn.tag_resource(resourceArn=arn, tags=[{"key": "stage", "value": "prod"}, {"key": "cost", "value": "42"}])
+    sfn.untag_resource(resourceArn=arn, tagKeys=["team"])
+    tags = sfn.list_tags_for_resource(resourceArn=arn)["tags"]
+    assert sorted((t["key"], t["value"]) for t in tags) == [("cost", "42"), ("stage", "prod")]
+
+    activity = sfn.create_activity(name=unique("act"), tags=[{"key": "owner", "value": "ops"}])["activityArn"]
+    assert sfn.list_tags_for_resource(resourceArn=activity)["tags"] == [{"key": "owner", "value": "ops"}]
+
+    with pytest.raises(ClientError) as excinfo:
+        sfn.tag_resource(resourceArn=arn, tags=[{"key": f"k{i}", "value": "v"} for i in range(49)])
+    assert error_code(excinfo) == "TooManyTags"
+    with pytest.raises(ClientError) as excinfo:
+        sfn.list_tags_for_resource(resourceArn=arn + "-missing")
+    assert error_code(excinfo) == "ResourceNotFound"
+    # A refused call changed nothing.
+    assert len(sfn.list_tags_for_resource(resourceArn=arn)["tags"]) == 2

@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use axum::http::StatusCode;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -72,6 +73,9 @@ pub async fn dispatch(engine: &Engine, operation: &str, body: &[u8]) -> Result<R
         "ListActivities" => list_activities(engine, parse(body)?).await,
         "GetActivityTask" => get_activity_task(engine, parse(body)?).await,
         "TestState" => test_state(engine, parse(body)?).await,
+        "TagResource" => tag_resource(engine, parse(body)?).await,
+        "UntagResource" => untag_resource(engine, parse(body)?).await,
+        "ListTagsForResource" => list_tags_for_resource(engine, parse(body)?).await,
         other => Err(AwsError::unknown_operation(other)),
     };
     reply.map(Reply::Json)
@@ -158,6 +162,8 @@ struct CreateStateMachineRequest {
     #[serde(default)]
     #[allow(dead_code)]
     publish: bool,
+    #[serde(default)]
+    tags: Vec<AwsTag>,
 }
 
 async fn create_state_machine(
@@ -170,8 +176,10 @@ async fn create_state_machine(
             definition: req.definition,
             kind: state_machine_type(req.kind.as_deref())?,
             role_arn: req.role_arn,
+            tags: tag_map(req.tags),
         })
-        .await?;
+        .await
+        .map_err(tag_error)?;
     Ok(json!({
         "stateMachineArn": info.arn,
         "creationDate": seconds(info.creation_date_ms),
@@ -687,10 +695,15 @@ async fn send_task_heartbeat(engine: &Engine, req: TaskTokenRequest) -> Result<V
 #[serde(rename_all = "camelCase")]
 struct CreateActivityRequest {
     name: String,
+    #[serde(default)]
+    tags: Vec<AwsTag>,
 }
 
 async fn create_activity(engine: &Engine, req: CreateActivityRequest) -> Result<Value, AwsError> {
-    let info = engine.create_activity(&req.name).await?;
+    let info = engine
+        .create_activity_with_tags(&req.name, tag_map(req.tags))
+        .await
+        .map_err(tag_error)?;
     Ok(json!({
         "activityArn": info.arn,
         "creationDate": seconds(info.creation_date_ms),
@@ -774,4 +787,81 @@ async fn test_state(engine: &Engine, req: TestStateRequest) -> Result<Value, Aws
         req.variables.as_deref(),
     )
     .await
+}
+
+/// A tag as Step Functions spells it: `{"key", "value"}` (a missing value is empty).
+#[derive(Deserialize, Serialize)]
+struct AwsTag {
+    key: String,
+    #[serde(default)]
+    value: String,
+}
+
+/// A tag list as a map; a key given twice keeps its last value.
+fn tag_map(tags: Vec<AwsTag>) -> stepyard_engine::Tags {
+    tags.into_iter().map(|t| (t.key, t.value)).collect()
+}
+
+/// Step Functions' names for the tag errors: `ResourceNotFound` and `TooManyTags` (EventBridge
+/// calls the first `ResourceNotFoundException`, and the engine shares that error).
+fn tag_error(err: stepyard_engine::Error) -> AwsError {
+    use stepyard_engine::Error as E;
+    match err {
+        E::ResourceNotFound(message) => {
+            AwsError::new(StatusCode::BAD_REQUEST, "ResourceNotFound", message)
+        }
+        E::LimitExceeded(message) => AwsError::new(StatusCode::BAD_REQUEST, "TooManyTags", message),
+        other => other.into(),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct TagResourceRequest {
+    resource_arn: String,
+    tags: Vec<AwsTag>,
+}
+
+async fn tag_resource(engine: &Engine, req: TagResourceRequest) -> Result<Value, AwsError> {
+    engine
+        .tag_resource(&req.resource_arn, tag_map(req.tags))
+        .await
+        .map_err(tag_error)?;
+    Ok(json!({}))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct UntagResourceRequest {
+    resource_arn: String,
+    tag_keys: Vec<String>,
+}
+
+async fn untag_resource(engine: &Engine, req: UntagResourceRequest) -> Result<Value, AwsError> {
+    engine
+        .untag_resource(&req.resource_arn, &req.tag_keys)
+        .await
+        .map_err(tag_error)?;
+    Ok(json!({}))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ResourceArnRequest {
+    resource_arn: String,
+}
+
+async fn list_tags_for_resource(
+    engine: &Engine,
+    req: ResourceArnRequest,
+) -> Result<Value, AwsError> {
+    let tags = engine
+        .list_tags_for_resource(&req.resource_arn)
+        .await
+        .map_err(tag_error)?;
+    let tags: Vec<AwsTag> = tags
+        .into_iter()
+        .map(|(key, value)| AwsTag { key, value })
+        .collect();
+    Ok(json!({ "tags": tags }))
 }

@@ -27,6 +27,11 @@ pub fn routes() -> OpenApiRouter<AppState> {
 pub struct CreateActivityBody {
     #[schema(example = "approve")]
     pub name: String,
+    /// Tags, key to value (see `POST /v1/activities/{name}/tags`); ignored when the activity
+    /// already exists.
+    #[serde(default)]
+    #[schema(example = json!({"team": "platform"}))]
+    pub tags: std::collections::BTreeMap<String, String>,
 }
 
 /// Create an activity (creating an existing one returns it).
@@ -44,7 +49,10 @@ pub async fn create_activity(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<CreateActivityBody>,
 ) -> ApiResult<(StatusCode, Json<Activity>)> {
-    let info = state.engine().create_activity(&body.name).await?;
+    let info = state
+        .engine()
+        .create_activity_with_tags(&body.name, body.tags)
+        .await?;
     Ok((StatusCode::CREATED, Json(info.into())))
 }
 

@@ -23,6 +23,7 @@ pub mod functions;
 pub mod health;
 pub mod state_machines;
 pub mod system;
+pub mod tags;
 pub mod task_definitions;
 pub mod tasks;
 pub mod tasks_containers;
@@ -76,6 +77,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .merge(executions::routes())
         .merge(tasks::routes())
         .merge(activities::routes())
+        .merge(tags::routes())
         .merge(functions::routes())
         .merge(task_definitions::routes())
         .merge(tasks_containers::routes())

@@ -59,6 +59,11 @@ pub struct CreateStateMachineBody {
     /// Accepted for compatibility; not used.
     #[serde(default)]
     pub role_arn: Option<String>,
+    /// Tags, key to value (see `POST /v1/state-machines/{name}/tags`); ignored when the state
+    /// machine already exists.
+    #[serde(default)]
+    #[schema(example = json!({"team": "platform"}))]
+    pub tags: std::collections::BTreeMap<String, String>,
 }
 
 pub fn parse_type(kind: Option<&str>) -> ApiResult<StateMachineType> {
@@ -103,6 +108,7 @@ pub async fn create_state_machine(
             definition,
             kind: parse_type(body.kind.as_deref())?,
             role_arn: body.role_arn,
+            tags: body.tags,
         })
         .await?;
     Ok((StatusCode::CREATED, Json(info.into())))

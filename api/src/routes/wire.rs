@@ -304,6 +304,16 @@ pub struct History {
     pub next_token: Option<String>,
 }
 
+/// A resource's tags, key to value: what `POST .../tags` adds and `GET .../tags` answers.
+/// At most 50 per resource; keys of 1 to 128 characters, values of up to 256, letters, digits,
+/// white space and `_ . : / = + - @`; the `aws:` key prefix is reserved.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"tags": {"team": "platform", "cost-center": "1234"}}))]
+pub struct TagSet {
+    pub tags: std::collections::BTreeMap<String, String>,
+}
+
 /// An activity: a queue of task inputs polled by external workers.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Activity {

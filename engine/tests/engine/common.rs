@@ -55,6 +55,7 @@ impl Harness {
                 definition: definition.to_string(),
                 kind,
                 role_arn: None,
+                tags: Default::default(),
             })
             .await
             .expect("state machine is valid")

@@ -651,3 +651,127 @@ async fn redrive_after_an_end_pass_over_the_size_limit_enters_it_with_its_input_
     );
     assert_eq!(info.redrive_count, 1);
 }
+
+fn tag_map(pairs: &[(&str, &str)]) -> Tags {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+#[tokio::test]
+async fn tags_are_kept_through_updates_and_restarts() {
+    let h = Harness::new().await;
+    let sm = h
+        .engine
+        .create_state_machine(CreateStateMachine {
+            name: "tagged".into(),
+            definition: pass_chain(1).to_string(),
+            tags: tag_map(&[("team", "platform"), ("tier", "gold")]),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .arn;
+    let activity = h
+        .engine
+        .create_activity_with_tags("approve", tag_map(&[("owner", "ops")]))
+        .await
+        .unwrap()
+        .arn;
+    // A repeated create is idempotent and leaves the tags as they were, as AWS does.
+    h.engine
+        .create_activity_with_tags("approve", tag_map(&[("owner", "someone else")]))
+        .await
+        .unwrap();
+
+    h.engine
+        .tag_resource(&sm, tag_map(&[("tier", "silver"), ("cost", "42")]))
+        .await
+        .unwrap();
+    h.engine
+        .untag_resource(&sm, &["team".to_string(), "never-there".to_string()])
+        .await
+        .unwrap();
+    // A new definition (a new revision) keeps the tags.
+    h.engine
+        .update_state_machine(&sm, pass_chain(2).to_string())
+        .await
+        .unwrap();
+
+    let h = h.restart().await;
+    assert_eq!(
+        h.engine.list_tags_for_resource(&sm).await.unwrap(),
+        tag_map(&[("cost", "42"), ("tier", "silver")])
+    );
+    assert_eq!(
+        h.engine.list_tags_for_resource(&activity).await.unwrap(),
+        tag_map(&[("owner", "ops")])
+    );
+    // A version suffix names the same state machine, as in the other state machine calls.
+    assert_eq!(
+        h.engine
+            .list_tags_for_resource(&format!("{sm}:1"))
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+}
+
+#[tokio::test]
+async fn tag_mistakes_are_refused_and_change_nothing() {
+    let h = Harness::new().await;
+    let sm = h.machine("t", pass_chain(1)).await;
+    let fifty: Tags = (0..50)
+        .map(|i| (format!("k{i}"), "v".to_string()))
+        .collect();
+    h.engine.tag_resource(&sm, fifty.clone()).await.unwrap();
+
+    let err = h
+        .engine
+        .tag_resource(&sm, tag_map(&[("one-more", "v")]))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::LimitExceeded(_)), "{err:?}");
+    let err = h
+        .engine
+        .tag_resource(&sm, tag_map(&[("k0", "semi;colon")]))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::ValidationException(_)), "{err:?}");
+    assert_eq!(h.engine.list_tags_for_resource(&sm).await.unwrap(), fifty);
+
+    let too_many = h
+        .engine
+        .create_state_machine(CreateStateMachine {
+            name: "over".into(),
+            definition: pass_chain(1).to_string(),
+            tags: (0..51).map(|i| (format!("k{i}"), String::new())).collect(),
+            ..Default::default()
+        })
+        .await;
+    assert!(matches!(too_many, Err(Error::LimitExceeded(_))));
+    assert!(matches!(
+        h.engine
+            .describe_state_machine(&h.engine.arn_of_state_machine("over"))
+            .await,
+        Err(Error::StateMachineDoesNotExist(_))
+    ));
+
+    let missing = h.engine.arn_of_state_machine("missing");
+    assert!(matches!(
+        h.engine.list_tags_for_resource(&missing).await,
+        Err(Error::ResourceNotFound(_))
+    ));
+    assert!(matches!(
+        h.engine
+            .tag_resource(&h.engine.arn_of_activity("missing"), Tags::new())
+            .await,
+        Err(Error::ResourceNotFound(_))
+    ));
+    assert!(matches!(
+        h.engine.list_tags_for_resource("not-an-arn").await,
+        Err(Error::InvalidArn(_))
+    ));
+}

@@ -67,6 +67,7 @@ pub async fn run(
             definition: DEFINITION.into(),
             kind: StateMachineType::Standard,
             role_arn: None,
+            tags: Default::default(),
         })
         .await?;
     let started = engine

@@ -1,0 +1,107 @@
+//! Tags on state machines and activities, checked as Step Functions checks them.
+
+use crate::error::{Error, Result};
+use crate::model::Tags;
+
+/// Step Functions' limit of tags per resource.
+pub const MAX_TAGS: usize = 50;
+
+/// Refuses a tag Step Functions would refuse: keys of 1 to 128 characters, values of up to 256,
+/// only letters, digits, white space and `_ . : / = + - @`, and no `aws:` key prefix (reserved
+/// for AWS's own tags).
+pub(crate) fn check(tags: &Tags) -> Result<()> {
+    let allowed = |c: char| c.is_alphanumeric() || c.is_whitespace() || "_.:/=+-@".contains(c);
+    for (key, value) in tags {
+        let key_len = key.chars().count();
+        if key_len == 0 || key_len > 128 {
+            return Err(Error::ValidationException(format!(
+                "tag key {key:?} must be 1 to 128 characters long"
+            )));
+        }
+        if value.chars().count() > 256 {
+            return Err(Error::ValidationException(format!(
+                "the value of tag {key:?} must be at most 256 characters long"
+            )));
+        }
+        if let Some(c) = key.chars().chain(value.chars()).find(|c| !allowed(*c)) {
+            return Err(Error::ValidationException(format!(
+                "tag {key:?} contains {c:?}; tags may only contain letters, digits, white space and _ . : / = + - @"
+            )));
+        }
+        if key.len() >= 4 && key[..4].eq_ignore_ascii_case("aws:") {
+            return Err(Error::ValidationException(format!(
+                "tag key {key:?} starts with the reserved prefix aws:"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// `current` with `added` laid over it (a key already there takes the new value), or
+/// [`Error::LimitExceeded`] when that makes more than [`MAX_TAGS`].
+pub(crate) fn merged(current: &Tags, added: Tags, resource_arn: &str) -> Result<Tags> {
+    check(&added)?;
+    let mut out = current.clone();
+    out.extend(added);
+    if out.len() > MAX_TAGS {
+        return Err(Error::LimitExceeded(format!(
+            "{resource_arn} would have {} tags; a resource may have at most {MAX_TAGS}",
+            out.len()
+        )));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tags(pairs: &[(&str, &str)]) -> Tags {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn accepts_what_aws_accepts() {
+        check(&tags(&[
+            ("team", "platform"),
+            ("cost center", ""),
+            ("app:tier/x", "a=b+c-d@e.f_g"),
+            ("ключ", "значение"),
+        ]))
+        .unwrap();
+        check(&tags(&[(&"k".repeat(128), &"v".repeat(256))])).unwrap();
+    }
+
+    #[test]
+    fn refuses_what_aws_refuses() {
+        for (key, value, says) in [
+            ("", "v", "1 to 128"),
+            (&*"k".repeat(129), "v", "1 to 128"),
+            ("k", &*"v".repeat(257), "at most 256"),
+            ("semi;colon", "v", "contains ';'"),
+            ("k", "v*", "contains '*'"),
+            ("AWS:cloudformation", "v", "reserved prefix"),
+        ] {
+            let err = check(&tags(&[(key, value)])).unwrap_err().to_string();
+            assert!(err.contains(says), "{key:?}={value:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn merge_overwrites_and_counts_the_result() {
+        let current = tags(&[("a", "1"), ("b", "2")]);
+        let out = merged(&current, tags(&[("b", "3"), ("c", "4")]), "arn").unwrap();
+        assert_eq!(out, tags(&[("a", "1"), ("b", "3"), ("c", "4")]));
+
+        let full: Tags = (0..MAX_TAGS)
+            .map(|i| (format!("k{i}"), String::new()))
+            .collect();
+        // Overwriting a key of a full set is fine; one more key is not.
+        merged(&full, tags(&[("k0", "x")]), "arn").unwrap();
+        let err = merged(&full, tags(&[("new", "x")]), "arn").unwrap_err();
+        assert!(matches!(err, Error::LimitExceeded(m) if m.contains("at most 50")));
+    }
+}
