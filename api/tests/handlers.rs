@@ -1764,3 +1764,50 @@ async fn tags_through_the_aws_protocol() {
         .await;
     assert_eq!(body["__type"], "TooManyTags", "{body}");
 }
+
+#[tokio::test]
+async fn bus_and_rule_tags_through_the_native_api() {
+    let h = Harness::new().await;
+    let (status, body) = h
+        .post(
+            "/v1/event-buses",
+            json!({"name": "orders", "tags": {"team": "shop"}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (status, body) = h
+        .send_json(
+            "PUT",
+            "/v1/event-buses/orders/rules/paid",
+            json!({"event_pattern": {"source": ["shop"]}, "tags": {"stage": "dev"}}),
+        )
+        .await;
+    assert!(status.is_success(), "{status} {body}");
+
+    let (_, body) = h.get("/v1/event-buses/orders/tags").await;
+    assert_eq!(body, json!({"tags": {"team": "shop"}}));
+    let (status, body) = h
+        .post(
+            "/v1/event-buses/orders/rules/paid/tags",
+            json!({"tags": {"owner": "ops"}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body, json!({"tags": {"owner": "ops", "stage": "dev"}}));
+    let (status, _) = h
+        .delete("/v1/event-buses/orders/rules/paid/tags/stage")
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (_, body) = h.get("/v1/event-buses/orders/rules/paid/tags").await;
+    assert_eq!(body, json!({"tags": {"owner": "ops"}}));
+    let (_, body) = h.get("/v1/event-buses/default/tags").await;
+    assert_eq!(body, json!({"tags": {}}));
+
+    let (status, body) = h.get("/v1/event-buses/orders/rules/missing/tags").await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    assert_eq!(body["code"], "ResourceNotFound");
+    let (status, body) = h
+        .post("/v1/event-buses/missing/tags", json!({"tags": {"a": "b"}}))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+}

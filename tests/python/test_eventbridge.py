@@ -322,3 +322,23 @@ def test_a_rule_publishes_to_a_topic_whose_http_subscriber_gets_the_notification
         assert json.loads(notification["Message"]) == {"findings": 2}
     finally:
         receiver.close()
+
+
+def test_tags_on_buses_and_rules(events):
+    bus = unique("tagged")
+    bus_arn = events.create_event_bus(Name=bus, Tags=[{"Key": "team", "Value": "shop"}])["EventBusArn"]
+    rule_arn = events.put_rule(
+        Name="paid", EventBusName=bus, EventPattern=json.dumps({"source": ["shop"]}),
+        Tags=[{"Key": "stage", "Value": "dev"}],
+    )["RuleArn"]
+    events.tag_resource(ResourceARN=rule_arn, Tags=[{"Key": "owner", "Value": "ops"}])
+    events.untag_resource(ResourceARN=rule_arn, TagKeys=["stage"])
+    assert events.list_tags_for_resource(ResourceARN=rule_arn)["Tags"] == [{"Key": "owner", "Value": "ops"}]
+    assert events.list_tags_for_resource(ResourceARN=bus_arn)["Tags"] == [{"Key": "team", "Value": "shop"}]
+
+    with pytest.raises(ClientError) as excinfo:
+        events.list_tags_for_resource(ResourceARN=rule_arn + "-missing")
+    assert error_code(excinfo) == "ResourceNotFoundException"
+    with pytest.raises(ClientError) as excinfo:
+        events.tag_resource(ResourceARN=bus_arn, Tags=[{"Key": f"k{i}", "Value": "v"} for i in range(50)])
+    assert error_code(excinfo) == "LimitExceededException"

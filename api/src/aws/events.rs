@@ -3,7 +3,7 @@
 //! Wire types are AWS's shapes (PascalCase, epoch-second timestamps), mapped onto the engine's
 //! bus types and never stored.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use stepyard_engine::PageRequest;
 use stepyard_engine::bus::*;
@@ -100,7 +100,9 @@ pub async fn dispatch(bus: &Bus, operation: &str, body: &[u8]) -> Result<Value, 
         }
         "CreateEventBus" => {
             let r: CreateBusReq = parse(body)?;
-            let info = bus.create_event_bus(&r.name, r.description).await?;
+            let info = bus
+                .create_event_bus_with_tags(&r.name, r.description, tag_map(r.tags))
+                .await?;
             Ok(json!({"EventBusArn": info.arn}))
         }
         "DescribeEventBus" => {
@@ -237,6 +239,25 @@ pub async fn dispatch(bus: &Bus, operation: &str, body: &[u8]) -> Result<Value, 
             bus.delete_api_destination(&r.name).await?;
             Ok(json!({}))
         }
+        "TagResource" => {
+            let r: TagReq = parse(body)?;
+            bus.tag_resource(&r.resource_arn, tag_map(r.tags)).await?;
+            Ok(json!({}))
+        }
+        "UntagResource" => {
+            let r: UntagReq = parse(body)?;
+            bus.untag_resource(&r.resource_arn, &r.tag_keys).await?;
+            Ok(json!({}))
+        }
+        "ListTagsForResource" => {
+            let r: ResourceArn = parse(body)?;
+            let tags: Vec<Tag> = bus
+                .list_tags_for_resource(&r.resource_arn)?
+                .into_iter()
+                .map(|(key, value)| Tag { key, value })
+                .collect();
+            Ok(json!({ "Tags": tags }))
+        }
         other => Err(AwsError::unknown_operation(other)),
     }
 }
@@ -275,6 +296,43 @@ struct ListReq {
 struct CreateBusReq {
     name: String,
     description: Option<String>,
+    #[serde(default)]
+    tags: Vec<Tag>,
+}
+
+/// A tag as EventBridge spells it: `{"Key", "Value"}`.
+#[derive(Deserialize, Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct Tag {
+    key: String,
+    value: String,
+}
+
+/// A tag list as a map; a key given twice keeps its last value.
+fn tag_map(tags: Vec<Tag>) -> stepyard_engine::Tags {
+    tags.into_iter().map(|t| (t.key, t.value)).collect()
+}
+
+#[derive(Deserialize)]
+struct TagReq {
+    #[serde(rename = "ResourceARN")]
+    resource_arn: String,
+    #[serde(rename = "Tags")]
+    tags: Vec<Tag>,
+}
+
+#[derive(Deserialize)]
+struct UntagReq {
+    #[serde(rename = "ResourceARN")]
+    resource_arn: String,
+    #[serde(rename = "TagKeys")]
+    tag_keys: Vec<String>,
+}
+
+#[derive(Deserialize)]
+struct ResourceArn {
+    #[serde(rename = "ResourceARN")]
+    resource_arn: String,
 }
 
 #[derive(Deserialize)]
@@ -337,6 +395,8 @@ struct PutRuleReq {
     state: Option<String>,
     description: Option<String>,
     role_arn: Option<String>,
+    #[serde(default)]
+    tags: Vec<Tag>,
 }
 
 async fn put_rule(bus: &Bus, r: PutRuleReq) -> Result<Value, AwsError> {
@@ -357,6 +417,7 @@ async fn put_rule(bus: &Bus, r: PutRuleReq) -> Result<Value, AwsError> {
             state,
             description: r.description,
             role_arn: r.role_arn,
+            tags: tag_map(r.tags),
         })
         .await?;
     Ok(json!({"RuleArn": arn}))

@@ -85,6 +85,10 @@ pub struct CreateEventBusBody {
     #[schema(example = "orders")]
     pub name: String,
     pub description: Option<String>,
+    /// Tags, key to value (see `POST /v1/event-buses/{bus}/tags`).
+    #[serde(default)]
+    #[schema(example = json!({"team": "platform"}))]
+    pub tags: std::collections::BTreeMap<String, String>,
 }
 
 /// Create an event bus (`default` always exists).
@@ -101,7 +105,7 @@ pub async fn create_bus(
 ) -> ApiResult<(StatusCode, Json<EventBus>)> {
     let info = state
         .bus()
-        .create_event_bus(&body.name, body.description)
+        .create_event_bus_with_tags(&body.name, body.description, body.tags)
         .await?;
     Ok((StatusCode::CREATED, Json(info.into())))
 }
@@ -306,6 +310,11 @@ pub struct RuleBody {
     #[schema(example = "ENABLED")]
     pub state: Option<String>,
     pub description: Option<String>,
+    /// Tags for a new rule, key to value; ignored when the rule exists (change those with
+    /// `POST /v1/event-buses/{bus}/rules/{rule}/tags`), as EventBridge does.
+    #[serde(default)]
+    #[schema(example = json!({"team": "platform"}))]
+    pub tags: std::collections::BTreeMap<String, String>,
 }
 
 /// List a bus's rules.
@@ -362,6 +371,7 @@ pub async fn put_rule(
             state: rule_state,
             description: body.description,
             role_arn: None,
+            tags: body.tags,
         })
         .await
         .map_err(|e| {

@@ -69,6 +69,9 @@ pub struct PutRule {
     pub state: Option<RuleState>,
     pub description: Option<String>,
     pub role_arn: Option<String>,
+    /// Tags for a new rule; ignored when the rule exists (change those with `tag_resource`), as
+    /// EventBridge does.
+    pub tags: crate::model::Tags,
 }
 
 /// A rule.

@@ -26,7 +26,7 @@ use super::store::*;
 use super::transform::{InputTransformer, Reserved};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
-use crate::model::{Page, PageRequest, StartExecution};
+use crate::model::{Page, PageRequest, StartExecution, Tags};
 use crate::store::{Committer, WriteSet};
 use crate::worker::{TaskError, TaskRequest, TaskWorker};
 
@@ -248,6 +248,41 @@ fn classify(arn: &str) -> TargetKind<'_> {
     TargetKind::Other
 }
 
+/// What a tag call's ARN names: an event bus (`event-bus/NAME`) or a rule (`rule/NAME` on the
+/// default bus, `rule/BUS/NAME` on another).
+enum Tagged {
+    Bus(String),
+    Rule(String, String),
+}
+
+impl Tagged {
+    fn of(arn: &str) -> Result<Tagged> {
+        let parts: Vec<&str> = arn.splitn(6, ':').collect();
+        let resource = match parts.as_slice() {
+            ["arn", _, "events", _, _, resource] => *resource,
+            _ => return Err(validation(format!("'{arn}' is not an EventBridge ARN"))),
+        };
+        if let Some(name) = resource
+            .strip_prefix("event-bus/")
+            .filter(|n| !n.is_empty())
+        {
+            return Ok(Tagged::Bus(name.to_string()));
+        }
+        match resource.strip_prefix("rule/").map(|r| r.split_once('/')) {
+            Some(Some((bus, name))) if !bus.is_empty() && !name.is_empty() => {
+                Ok(Tagged::Rule(bus.to_string(), name.to_string()))
+            }
+            Some(None) if resource.len() > "rule/".len() => Ok(Tagged::Rule(
+                DEFAULT_BUS.to_string(),
+                resource["rule/".len()..].to_string(),
+            )),
+            _ => Err(validation(format!(
+                "'{arn}' names neither an event bus nor a rule; only those take tags"
+            ))),
+        }
+    }
+}
+
 impl Bus {
     /// Opens the bus in the engine's data folder: loads buses, rules, archives; resumes pending
     /// deliveries, armed schedules and running replays.
@@ -297,6 +332,7 @@ impl Bus {
                 name: DEFAULT_BUS.into(),
                 description: None,
                 created_ms: inner.now(),
+                tags: Tags::new(),
             };
             let mut w = WriteSet::default();
             w.put_bus(&rec);
@@ -401,7 +437,19 @@ impl Bus {
         name: &str,
         description: Option<String>,
     ) -> Result<EventBusInfo> {
+        self.create_event_bus_with_tags(name, description, Tags::new())
+            .await
+    }
+
+    /// CreateEventBus with tags.
+    pub async fn create_event_bus_with_tags(
+        &self,
+        name: &str,
+        description: Option<String>,
+        tags: Tags,
+    ) -> Result<EventBusInfo> {
         check_name("name", name, 256)?;
+        let tags = crate::tags::merged(&Tags::new(), tags, &self.bus_arn(name))?;
         if name == DEFAULT_BUS || name.starts_with("aws.") {
             return Err(validation(format!("Event bus name '{name}' is reserved")));
         }
@@ -415,6 +463,7 @@ impl Bus {
             name: name.to_string(),
             description,
             created_ms: self.inner.now(),
+            tags,
         };
         let mut w = WriteSet::default();
         w.put_bus(&rec);
@@ -557,6 +606,7 @@ impl Bus {
                 }
             }
             None => RuleRecord {
+                tags: crate::tags::merged(&Tags::new(), req.tags, &self.rule_arn(&bus, &req.name))?,
                 bus: bus.clone(),
                 name: req.name.clone(),
                 event_pattern: req.event_pattern.clone(),
@@ -582,6 +632,79 @@ impl Bus {
         }
         self.inner.wake.notify_one();
         Ok(self.rule_arn(&rec.bus, &rec.name))
+    }
+
+    // ---- tags --------------------------------------------------------------------------------
+
+    /// Adds tags to an event bus or a rule; a key it already has takes the new value.
+    pub async fn tag_resource(&self, resource_arn: &str, added: Tags) -> Result<()> {
+        self.retag(resource_arn, |current| {
+            crate::tags::merged(current, added, resource_arn)
+        })
+        .await
+    }
+
+    /// Removes tags by key from an event bus or a rule; a key it does not have is ignored.
+    pub async fn untag_resource(&self, resource_arn: &str, keys: &[String]) -> Result<()> {
+        self.retag(resource_arn, |current| {
+            let mut out = current.clone();
+            for key in keys {
+                out.remove(key);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    /// The tags of an event bus or a rule.
+    pub fn list_tags_for_resource(&self, resource_arn: &str) -> Result<Tags> {
+        match Tagged::of(resource_arn)? {
+            Tagged::Bus(name) => read(&self.inner.state)
+                .buses
+                .get(&name)
+                .map(|b| b.tags.clone())
+                .ok_or_else(|| bus_not_found(&name)),
+            Tagged::Rule(bus, name) => Ok(self.rule_record(Some(&bus), &name)?.tags),
+        }
+    }
+
+    async fn retag(
+        &self,
+        resource_arn: &str,
+        change: impl FnOnce(&Tags) -> Result<Tags>,
+    ) -> Result<()> {
+        let target = Tagged::of(resource_arn)?;
+        let _admin = self.inner.admin.lock().await;
+        let mut w = WriteSet::default();
+        match target {
+            Tagged::Bus(name) => {
+                let mut rec = read(&self.inner.state)
+                    .buses
+                    .get(&name)
+                    .cloned()
+                    .ok_or_else(|| bus_not_found(&name))?;
+                let tags = change(&rec.tags)?;
+                if tags == rec.tags {
+                    return Ok(());
+                }
+                rec.tags = tags;
+                w.put_bus(&rec);
+                self.inner.commit(w).await?;
+                write(&self.inner.state).buses.insert(name, rec);
+            }
+            Tagged::Rule(bus, name) => {
+                let mut rec = self.rule_record(Some(&bus), &name)?;
+                let tags = change(&rec.tags)?;
+                if tags == rec.tags {
+                    return Ok(());
+                }
+                rec.tags = tags;
+                w.put_rule(&rec);
+                self.inner.commit(w).await?;
+                write(&self.inner.state).rules.insert((bus, name), rec);
+            }
+        }
+        Ok(())
     }
 
     fn rule_record(&self, bus: Option<&str>, name: &str) -> Result<RuleRecord> {

@@ -35,6 +35,8 @@ pub(crate) struct BusRecord {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
     pub created_ms: u64,
+    #[serde(default, skip_serializing_if = "crate::model::Tags::is_empty")]
+    pub tags: crate::model::Tags,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -57,6 +59,8 @@ pub(crate) struct RuleRecord {
     /// The armed firing of a scheduled rule (its `S` key).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_fire_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "crate::model::Tags::is_empty")]
+    pub tags: crate::model::Tags,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -860,3 +860,105 @@ async fn a_put_events_task_state_publishes_to_the_bus() {
     assert_eq!(output(&info)["FailedEntryCount"], json!(0));
     assert_eq!(rx.recv().await.unwrap()["detail"], json!({"result": 42}));
 }
+
+#[tokio::test]
+async fn buses_and_rules_keep_their_tags_through_updates_and_restarts() {
+    let t = BusHarness::new().await;
+    let tags = |pairs: &[(&str, &str)]| -> Tags {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    };
+    let orders = t
+        .bus
+        .create_event_bus_with_tags("orders", None, tags(&[("team", "shop")]))
+        .await
+        .unwrap()
+        .arn;
+    let put = |name: &str, bus: &str, with: Tags| PutRule {
+        name: name.into(),
+        event_bus_name: Some(bus.into()),
+        event_pattern: Some(json!({"source": ["shop"]}).to_string()),
+        tags: with,
+        ..Default::default()
+    };
+    let on_orders = t
+        .bus
+        .put_rule(put("paid", "orders", tags(&[("stage", "dev")])))
+        .await
+        .unwrap();
+    let on_default = t
+        .bus
+        .put_rule(put("any", "default", Tags::new()))
+        .await
+        .unwrap();
+    // PutRule on an existing rule leaves its tags alone, as EventBridge does.
+    t.bus
+        .put_rule(put("paid", "orders", tags(&[("stage", "ignored")])))
+        .await
+        .unwrap();
+    t.bus
+        .tag_resource(&on_default, tags(&[("owner", "ops")]))
+        .await
+        .unwrap();
+    t.bus
+        .tag_resource(&orders, tags(&[("cost", "7")]))
+        .await
+        .unwrap();
+    t.bus
+        .untag_resource(&orders, &["team".to_string()])
+        .await
+        .unwrap();
+    let default_bus = t.bus.bus_arn("default");
+    t.bus
+        .tag_resource(&default_bus, tags(&[("env", "test")]))
+        .await
+        .unwrap();
+
+    let t = t.restart().await;
+    assert_eq!(
+        t.bus.list_tags_for_resource(&orders).unwrap(),
+        tags(&[("cost", "7")])
+    );
+    assert_eq!(
+        t.bus.list_tags_for_resource(&on_orders).unwrap(),
+        tags(&[("stage", "dev")])
+    );
+    assert_eq!(
+        t.bus.list_tags_for_resource(&on_default).unwrap(),
+        tags(&[("owner", "ops")])
+    );
+    assert_eq!(
+        t.bus.list_tags_for_resource(&default_bus).unwrap(),
+        tags(&[("env", "test")])
+    );
+    // The tagged rule still routes: tags did not disturb its pattern or index.
+    assert_eq!(
+        t.bus
+            .describe_rule(Some("orders"), "paid")
+            .unwrap()
+            .event_pattern,
+        Some(json!({"source": ["shop"]}).to_string())
+    );
+
+    let missing = t.bus.rule_arn("orders", "missing");
+    assert!(matches!(
+        t.bus.list_tags_for_resource(&missing),
+        Err(Error::ResourceNotFound(_))
+    ));
+    assert!(matches!(
+        t.bus
+            .tag_resource(
+                "arn:aws:events:us-east-1:123456789012:archive/a",
+                Tags::new()
+            )
+            .await,
+        Err(Error::ValidationException(_))
+    ));
+    let many: Tags = (0..51).map(|i| (format!("k{i}"), String::new())).collect();
+    assert!(matches!(
+        t.bus.tag_resource(&orders, many).await,
+        Err(Error::LimitExceeded(_))
+    ));
+}
