@@ -1811,3 +1811,27 @@ async fn bus_and_rule_tags_through_the_native_api() {
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
 }
+
+#[tokio::test]
+async fn tag_mistakes_on_create_name_the_tags_field() {
+    let h = Harness::new().await;
+    let (status, body) = h
+        .send_json(
+            "PUT",
+            "/v1/event-buses/default/rules/r",
+            json!({"event_pattern": {"source": ["x"]}, "tags": {"Schedule": "a\tb"}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["field"], "/tags", "{body}");
+    let (status, body) = h.get("/v1/event-buses/default/rules/r").await;
+    assert_eq!(
+        status,
+        StatusCode::NOT_FOUND,
+        "a refused PutRule made no rule: {body}"
+    );
+    // A name no ARN can hold is simply not there.
+    let (status, body) = h.get("/v1/activities/a:b/tags").await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    assert_eq!(body["code"], "ActivityDoesNotExist");
+}

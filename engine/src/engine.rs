@@ -426,12 +426,17 @@ impl Engine {
     /// Deletes the state machine. Running executions go on with their revision.
     pub async fn delete_state_machine(&self, state_machine_arn: &str) -> Result<()> {
         let name = arn::state_machine_name(state_machine_arn)?;
-        if write(&self.inner.machines).remove(&name).is_none() {
-            return Ok(());
-        }
-        let mut writes = WriteSet::default();
-        writes.delete_state_machine(&name);
-        self.inner.committer.submit(writes).wait().await
+        // Queued under the lock, like every change to the record (see `queue_machine`).
+        let pending = {
+            let mut machines = write(&self.inner.machines);
+            if machines.remove(&name).is_none() {
+                return Ok(());
+            }
+            let mut writes = WriteSet::default();
+            writes.delete_state_machine(&name);
+            self.inner.committer.submit(writes)
+        };
+        pending.wait().await
     }
 
     /// The revisions of a state machine, newest first; `next_token` is the last item's sequence
@@ -827,7 +832,7 @@ impl Engine {
     pub async fn create_activity_with_tags(&self, name: &str, tags: Tags) -> Result<ActivityInfo> {
         arn::validate_name(name)?;
         let tags = tags::merged(&Tags::new(), tags, &self.inner.scope.activity(name))?;
-        let record = {
+        let (record, pending) = {
             let mut activities = lock(&self.inner.activities);
             if let Some(existing) = activities.get(name) {
                 return Ok(self.inner.activity_info(existing));
@@ -837,12 +842,14 @@ impl Engine {
                 created_ms: self.inner.config.clock.now_ms(),
                 tags,
             };
+            // Queued under the lock, like every change to the record (see `retag`).
+            let mut writes = WriteSet::default();
+            writes.put_activity(&record);
+            let pending = self.inner.committer.submit(writes);
             activities.insert(name.to_string(), record.clone());
-            record
+            (record, pending)
         };
-        let mut writes = WriteSet::default();
-        writes.put_activity(&record);
-        self.inner.committer.submit(writes).wait().await?;
+        pending.wait().await?;
         Ok(self.inner.activity_info(&record))
     }
 
@@ -859,14 +866,8 @@ impl Engine {
     /// Removes tags by key from a state machine or an activity; a key it does not have is
     /// ignored.
     pub async fn untag_resource(&self, resource_arn: &str, keys: &[String]) -> Result<()> {
-        self.retag(resource_arn, |current| {
-            let mut out = current.clone();
-            for key in keys {
-                out.remove(key);
-            }
-            Ok(out)
-        })
-        .await
+        self.retag(resource_arn, |current| tags::without(current, keys))
+            .await
     }
 
     /// The tags of a state machine or an activity.
@@ -955,12 +956,17 @@ impl Engine {
     pub async fn delete_activity(&self, activity_arn: &str) -> Result<()> {
         let name = arn::activity_name(activity_arn)
             .ok_or_else(|| Error::InvalidArn(activity_arn.to_string()))?;
-        if lock(&self.inner.activities).remove(&name).is_none() {
-            return Ok(());
-        }
-        let mut writes = WriteSet::default();
-        writes.delete_activity(&name);
-        self.inner.committer.submit(writes).wait().await
+        // Queued under the lock, like every change to the record (see `retag`).
+        let pending = {
+            let mut activities = lock(&self.inner.activities);
+            if activities.remove(&name).is_none() {
+                return Ok(());
+            }
+            let mut writes = WriteSet::default();
+            writes.delete_activity(&name);
+            self.inner.committer.submit(writes)
+        };
+        pending.wait().await
     }
 
     /// Long-polls for a task of the activity: `None` when none came within `wait` (capped by
@@ -1033,7 +1039,6 @@ impl Engine {
     }
 }
 
-/// Prometheus counters for one transition (the `metrics` facade; `api` installs the recorder).
 /// What a tag operation's ARN names: a state machine (a version or alias suffix is ignored, as
 /// for the other state machine calls) or an activity.
 enum TaggedResource {
@@ -1050,6 +1055,7 @@ impl TaggedResource {
     }
 }
 
+/// Prometheus counters for one transition (the `metrics` facade; `api` installs the recorder).
 fn record_metrics(
     state: &CellState,
     before: ExecutionStatus,

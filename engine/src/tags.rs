@@ -6,26 +6,24 @@ use crate::model::Tags;
 /// Step Functions' limit of tags per resource.
 pub const MAX_TAGS: usize = 50;
 
-/// Refuses a tag Step Functions would refuse: keys of 1 to 128 characters, values of up to 256,
-/// only letters, digits, white space and `_ . : / = + - @`, and no `aws:` key prefix (reserved
-/// for AWS's own tags).
+/// Refuses a tag AWS would refuse: keys of 1 to 128 characters, values of up to 256, only
+/// letters, digits, separators (`\p{Z}`: spaces, not tabs or line breaks) and `_ . : / = + - @`,
+/// and no `aws:` key prefix (reserved for AWS's own tags).
 pub(crate) fn check(tags: &Tags) -> Result<()> {
-    let allowed = |c: char| c.is_alphanumeric() || c.is_whitespace() || "_.:/=+-@".contains(c);
+    // Unicode's white space minus the control characters (tab, line feed...) is `\p{Z}`.
+    let allowed = |c: char| {
+        c.is_alphanumeric() || (c.is_whitespace() && !c.is_control()) || "_.:/=+-@".contains(c)
+    };
     for (key, value) in tags {
-        let key_len = key.chars().count();
-        if key_len == 0 || key_len > 128 {
-            return Err(Error::ValidationException(format!(
-                "tag key {key:?} must be 1 to 128 characters long"
-            )));
-        }
+        check_key(key)?;
         if value.chars().count() > 256 {
             return Err(Error::ValidationException(format!(
-                "the value of tag {key:?} must be at most 256 characters long"
+                "tag {key:?}: its value must be at most 256 characters long"
             )));
         }
         if let Some(c) = key.chars().chain(value.chars()).find(|c| !allowed(*c)) {
             return Err(Error::ValidationException(format!(
-                "tag {key:?} contains {c:?}; tags may only contain letters, digits, white space and _ . : / = + - @"
+                "tag {key:?} contains {c:?}; tags may only contain letters, digits, spaces and _ . : / = + - @"
             )));
         }
         if key.len() >= 4 && key[..4].eq_ignore_ascii_case("aws:") {
@@ -35,6 +33,27 @@ pub(crate) fn check(tags: &Tags) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// A tag key's length, as AWS checks it (also the keys UntagResource names).
+pub(crate) fn check_key(key: &str) -> Result<()> {
+    let key_len = key.chars().count();
+    if key_len == 0 || key_len > 128 {
+        return Err(Error::ValidationException(format!(
+            "tag key {key:?} must be 1 to 128 characters long"
+        )));
+    }
+    Ok(())
+}
+
+/// `current` without `keys` (a key it does not have is ignored, a key AWS would refuse is not).
+pub(crate) fn without(current: &Tags, keys: &[String]) -> Result<Tags> {
+    let mut out = current.clone();
+    for key in keys {
+        check_key(key)?;
+        out.remove(key);
+    }
+    Ok(out)
 }
 
 /// `current` with `added` laid over it (a key already there takes the new value), or
@@ -70,6 +89,7 @@ mod tests {
             ("cost center", ""),
             ("app:tier/x", "a=b+c-d@e.f_g"),
             ("ключ", "значение"),
+            ("no\u{a0}break", "ideographic\u{3000}space"),
         ]))
         .unwrap();
         check(&tags(&[(&"k".repeat(128), &"v".repeat(256))])).unwrap();
@@ -83,11 +103,25 @@ mod tests {
             ("k", &*"v".repeat(257), "at most 256"),
             ("semi;colon", "v", "contains ';'"),
             ("k", "v*", "contains '*'"),
+            ("tab\there", "v", "contains '\\t'"),
+            ("k", "line\nbreak", "contains '\\n'"),
             ("AWS:cloudformation", "v", "reserved prefix"),
         ] {
             let err = check(&tags(&[(key, value)])).unwrap_err().to_string();
             assert!(err.contains(says), "{key:?}={value:?}: {err}");
         }
+    }
+
+    #[test]
+    fn untag_ignores_missing_keys_and_refuses_bad_ones() {
+        let current = tags(&[("a", "1"), ("b", "2")]);
+        let keys = |ks: &[&str]| ks.iter().map(|k| k.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            without(&current, &keys(&["a", "never"])).unwrap(),
+            tags(&[("b", "2")])
+        );
+        assert!(without(&current, &keys(&[""])).is_err());
+        assert!(without(&current, &keys(&[&"k".repeat(129)])).is_err());
     }
 
     #[test]

@@ -42,7 +42,7 @@ pub struct CreateActivityBody {
     request_body = CreateActivityBody,
     responses(
         (status = 201, description = "Created", body = Activity),
-        (status = 400, description = "Invalid name", body = ErrorBody),
+        (status = 400, description = "Invalid name, a tag AWS would refuse (`ValidationError`) or more than 50 tags (`LimitExceeded`)", body = ErrorBody),
     )
 )]
 pub async fn create_activity(

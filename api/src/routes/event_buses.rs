@@ -96,7 +96,7 @@ pub struct CreateEventBusBody {
     request_body = CreateEventBusBody,
     responses(
         (status = 201, description = "Created", body = EventBus),
-        (status = 400, description = "Invalid name", body = ErrorBody),
+        (status = 400, description = "Invalid name, a tag AWS would refuse (`ValidationError`) or more than 50 tags (`LimitExceeded`)", body = ErrorBody),
         (status = 409, description = "A bus of that name exists", body = ErrorBody),
     ))]
 pub async fn create_bus(
@@ -342,7 +342,7 @@ pub async fn list_rules(
     request_body = RuleBody,
     responses(
         (status = 200, description = "The rule", body = Rule),
-        (status = 400, description = "Invalid pattern or schedule", body = ErrorBody),
+        (status = 400, description = "Invalid pattern or schedule, a tag AWS would refuse or more than 50 tags (`field` is `/tags`)", body = ErrorBody),
         (status = 404, description = "No such bus", body = ErrorBody),
     ))]
 pub async fn put_rule(
@@ -377,6 +377,10 @@ pub async fn put_rule(
         .map_err(|e| {
             let field = match &e {
                 stepyard_engine::Error::InvalidEventPattern(_) => Some("/event_pattern"),
+                stepyard_engine::Error::LimitExceeded(_) => Some("/tags"),
+                stepyard_engine::Error::ValidationException(m) if m.starts_with("tag") => {
+                    Some("/tags")
+                }
                 stepyard_engine::Error::ValidationException(m) if m.contains("Schedule") => {
                     Some("/schedule_expression")
                 }

@@ -90,7 +90,7 @@ pub fn parse_type(kind: Option<&str>) -> ApiResult<StateMachineType> {
     request_body = CreateStateMachineBody,
     responses(
         (status = 201, description = "Created", body = StateMachine),
-        (status = 400, description = "Invalid name, or malformed JSON", body = ErrorBody),
+        (status = 400, description = "Invalid name, malformed JSON, a tag AWS would refuse (`ValidationError`) or more than 50 tags (`LimitExceeded`)", body = ErrorBody),
         (status = 409, description = "A state machine with this name exists", body = ErrorBody),
         (status = 415, description = "Not JSON", body = ErrorBody),
         (status = 422, description = "Invalid definition (every problem in `details.problems`) or wrong field types", body = ErrorBody),

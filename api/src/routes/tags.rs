@@ -75,9 +75,11 @@ impl Resource {
 
     fn error(&self, err: EngineError) -> EngineError {
         match (&self.owner, err) {
-            (Owner::Engine { missing }, EngineError::ResourceNotFound(_)) => {
-                missing(self.arn.clone())
-            }
+            // A name that makes no ARN (it holds a `:`) names nothing that can exist.
+            (
+                Owner::Engine { missing },
+                EngineError::ResourceNotFound(_) | EngineError::InvalidArn(_),
+            ) => missing(self.arn.clone()),
             (_, other) => other,
         }
     }

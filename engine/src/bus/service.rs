@@ -646,14 +646,8 @@ impl Bus {
 
     /// Removes tags by key from an event bus or a rule; a key it does not have is ignored.
     pub async fn untag_resource(&self, resource_arn: &str, keys: &[String]) -> Result<()> {
-        self.retag(resource_arn, |current| {
-            let mut out = current.clone();
-            for key in keys {
-                out.remove(key);
-            }
-            Ok(out)
-        })
-        .await
+        self.retag(resource_arn, |current| crate::tags::without(current, keys))
+            .await
     }
 
     /// The tags of an event bus or a rule.
