@@ -1835,3 +1835,39 @@ async fn tag_mistakes_on_create_name_the_tags_field() {
     assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
     assert_eq!(body["code"], "ActivityDoesNotExist");
 }
+
+#[tokio::test]
+async fn update_state_machine_can_change_only_the_role() {
+    let h = Harness::new().await;
+    let (_, body) = h
+        .aws(
+            "CreateStateMachine",
+            json!({"name": "roles", "definition": pass_chain(1).to_string(), "roleArn": "arn:aws:iam::123456789012:role/first"}),
+        )
+        .await;
+    let arn = body["stateMachineArn"].as_str().unwrap().to_owned();
+    let (_, before) = h
+        .aws("DescribeStateMachine", json!({"stateMachineArn": arn}))
+        .await;
+
+    let (status, body) = h
+        .aws(
+            "UpdateStateMachine",
+            json!({"stateMachineArn": arn, "roleArn": "arn:aws:iam::123456789012:role/second"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (_, after) = h
+        .aws("DescribeStateMachine", json!({"stateMachineArn": arn}))
+        .await;
+    assert_eq!(after["roleArn"], "arn:aws:iam::123456789012:role/second");
+    assert_eq!(after["definition"], before["definition"]);
+    assert_ne!(after["revisionId"], before["revisionId"]);
+    assert_eq!(after["revisionId"], body["revisionId"]);
+
+    let (status, body) = h
+        .aws("UpdateStateMachine", json!({"stateMachineArn": arn}))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["__type"], "ValidationException", "{body}");
+}

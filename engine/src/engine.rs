@@ -370,16 +370,38 @@ impl Engine {
         state_machine_arn: &str,
         definition: String,
     ) -> Result<StateMachineInfo> {
+        self.update_state_machine_with(state_machine_arn, Some(definition), None)
+            .await
+    }
+
+    /// UpdateStateMachine with what AWS lets change: the definition, the role, or both. A change
+    /// to either is a new revision (revisions record both); running executions keep theirs.
+    pub async fn update_state_machine_with(
+        &self,
+        state_machine_arn: &str,
+        definition: Option<String>,
+        role_arn: Option<String>,
+    ) -> Result<StateMachineInfo> {
         let inner = &self.inner;
         let name = arn::state_machine_name(state_machine_arn)?;
-        inner.parse(&definition)?;
+        if let Some(definition) = &definition {
+            inner.parse(definition)?;
+        }
         let (record, pending) = {
             let mut machines = write(&inner.machines);
             let record = machines
                 .get_mut(&name)
                 .ok_or_else(|| Error::StateMachineDoesNotExist(state_machine_arn.to_string()))?;
-            if record.definition != definition {
+            let mut changed = false;
+            if let Some(definition) = definition.filter(|d| *d != record.definition) {
                 record.definition = definition;
+                changed = true;
+            }
+            if let Some(role_arn) = role_arn.filter(|r| *r != record.role_arn) {
+                record.role_arn = role_arn;
+                changed = true;
+            }
+            if changed {
                 record.revision_id = inner.config.ids.new_id();
                 record.updated_ms = inner.config.clock.now_ms();
             }

@@ -270,19 +270,20 @@ async fn list_state_machine_versions(
 struct UpdateStateMachineRequest {
     state_machine_arn: String,
     definition: Option<String>,
+    role_arn: Option<String>,
 }
 
 async fn update_state_machine(
     engine: &Engine,
     req: UpdateStateMachineRequest,
 ) -> Result<Value, AwsError> {
-    let Some(definition) = req.definition else {
+    if req.definition.is_none() && req.role_arn.is_none() {
         return Err(AwsError::validation(
             "Either the definition, the roleArn or the loggingConfiguration must be specified",
         ));
-    };
+    }
     let info = engine
-        .update_state_machine(&req.state_machine_arn, definition)
+        .update_state_machine_with(&req.state_machine_arn, req.definition, req.role_arn)
         .await?;
     Ok(json!({
         "updateDate": seconds(info.update_date_ms),
