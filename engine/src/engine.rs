@@ -329,7 +329,7 @@ impl Engine {
         arn::validate_name(&req.name)?;
         inner.parse(&req.definition)?;
         let arn = inner.scope.state_machine(&req.name);
-        let tags = tags::merged(&Tags::new(), req.tags, &arn)?;
+        let tags = tags::checked(req.tags, &arn)?;
         let now = inner.config.clock.now_ms();
         let role_arn = req
             .role_arn
@@ -853,7 +853,7 @@ impl Engine {
     /// unchanged (as AWS does).
     pub async fn create_activity_with_tags(&self, name: &str, tags: Tags) -> Result<ActivityInfo> {
         arn::validate_name(name)?;
-        let tags = tags::merged(&Tags::new(), tags, &self.inner.scope.activity(name))?;
+        let tags = tags::checked(tags, &self.inner.scope.activity(name))?;
         let (record, pending) = {
             let mut activities = lock(&self.inner.activities);
             if let Some(existing) = activities.get(name) {
@@ -894,7 +894,7 @@ impl Engine {
 
     /// The tags of a state machine or an activity.
     pub async fn list_tags_for_resource(&self, resource_arn: &str) -> Result<Tags> {
-        let not_found = || Error::ResourceNotFound(format!("Resource not found: '{resource_arn}'"));
+        let not_found = || TaggedResource::not_found(resource_arn);
         match TaggedResource::of(resource_arn)? {
             TaggedResource::StateMachine(name) => read(&self.inner.machines)
                 .get(&name)
@@ -915,28 +915,25 @@ impl Engine {
         change: impl FnOnce(&Tags) -> Result<Tags>,
     ) -> Result<()> {
         let inner = &self.inner;
-        let not_found = || Error::ResourceNotFound(format!("Resource not found: '{resource_arn}'"));
+        let not_found = || TaggedResource::not_found(resource_arn);
         let mut writes = WriteSet::default();
+        // Each arm submits before its lock guard drops.
         let pending = match TaggedResource::of(resource_arn)? {
             TaggedResource::StateMachine(name) => {
                 let mut machines = write(&inner.machines);
                 let record = machines.get_mut(&name).ok_or_else(not_found)?;
-                let tags = change(&record.tags)?;
-                if tags == record.tags {
+                if !tags::apply(&mut record.tags, change)? {
                     return Ok(());
                 }
-                record.tags = tags;
                 writes.put_state_machine(record);
                 inner.committer.submit(writes)
             }
             TaggedResource::Activity(name) => {
                 let mut activities = lock(&inner.activities);
                 let record = activities.get_mut(&name).ok_or_else(not_found)?;
-                let tags = change(&record.tags)?;
-                if tags == record.tags {
+                if !tags::apply(&mut record.tags, change)? {
                     return Ok(());
                 }
-                record.tags = tags;
                 writes.put_activity(record);
                 inner.committer.submit(writes)
             }
@@ -1074,6 +1071,10 @@ impl TaggedResource {
             return Ok(TaggedResource::Activity(name));
         }
         arn::state_machine_name(resource_arn).map(TaggedResource::StateMachine)
+    }
+
+    fn not_found(resource_arn: &str) -> Error {
+        Error::ResourceNotFound(format!("Resource not found: '{resource_arn}'"))
     }
 }
 

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::model::{ExecutionStatus, StateMachineStatus, StateMachineType};
+use crate::model::{ExecutionStatus, StateMachineStatus, StateMachineType, Tags};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct StateMachineRecord {
@@ -18,8 +18,8 @@ pub(crate) struct StateMachineRecord {
     pub updated_ms: u64,
     pub revision_id: String,
     pub definition: String,
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub tags: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Tags::is_empty")]
+    pub tags: Tags,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -272,8 +272,8 @@ pub(crate) struct DispatchRecord {
 pub(crate) struct ActivityRecord {
     pub name: String,
     pub created_ms: u64,
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub tags: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Tags::is_empty")]
+    pub tags: Tags,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

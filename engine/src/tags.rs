@@ -1,10 +1,10 @@
-//! Tags on state machines and activities, checked as Step Functions checks them.
+//! Tags on state machines, activities, event buses and rules, checked as AWS checks them.
 
 use crate::error::{Error, Result};
 use crate::model::Tags;
 
-/// Step Functions' limit of tags per resource.
-pub const MAX_TAGS: usize = 50;
+/// AWS's limit of tags per resource (Step Functions and EventBridge alike).
+pub(crate) const MAX_TAGS: usize = 50;
 
 /// Refuses a tag AWS would refuse: keys of 1 to 128 characters, values of up to 256, only
 /// letters, digits, separators (`\p{Z}`: spaces, not tabs or line breaks) and `_ . : / = + - @`,
@@ -54,6 +54,21 @@ pub(crate) fn without(current: &Tags, keys: &[String]) -> Result<Tags> {
         out.remove(key);
     }
     Ok(out)
+}
+
+/// The tags of a new resource, checked.
+pub(crate) fn checked(tags: Tags, resource_arn: &str) -> Result<Tags> {
+    merged(&Tags::new(), tags, resource_arn)
+}
+
+/// Sets `tags` to `change(tags)`: `Ok(false)` when that is what they were (nothing to write).
+pub(crate) fn apply(tags: &mut Tags, change: impl FnOnce(&Tags) -> Result<Tags>) -> Result<bool> {
+    let changed = change(tags)?;
+    if changed == *tags {
+        return Ok(false);
+    }
+    *tags = changed;
+    Ok(true)
 }
 
 /// `current` with `added` laid over it (a key already there takes the new value), or

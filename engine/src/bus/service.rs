@@ -257,17 +257,16 @@ enum Tagged {
 
 impl Tagged {
     fn of(arn: &str) -> Result<Tagged> {
+        if let TargetKind::Bus(name) = classify(arn)
+            && !name.is_empty()
+        {
+            return Ok(Tagged::Bus(name.to_string()));
+        }
         let parts: Vec<&str> = arn.splitn(6, ':').collect();
         let resource = match parts.as_slice() {
             ["arn", _, "events", _, _, resource] => *resource,
             _ => return Err(validation(format!("'{arn}' is not an EventBridge ARN"))),
         };
-        if let Some(name) = resource
-            .strip_prefix("event-bus/")
-            .filter(|n| !n.is_empty())
-        {
-            return Ok(Tagged::Bus(name.to_string()));
-        }
         match resource.strip_prefix("rule/").map(|r| r.split_once('/')) {
             Some(Some((bus, name))) if !bus.is_empty() && !name.is_empty() => {
                 Ok(Tagged::Rule(bus.to_string(), name.to_string()))
@@ -449,7 +448,7 @@ impl Bus {
         tags: Tags,
     ) -> Result<EventBusInfo> {
         check_name("name", name, 256)?;
-        let tags = crate::tags::merged(&Tags::new(), tags, &self.bus_arn(name))?;
+        let tags = crate::tags::checked(tags, &self.bus_arn(name))?;
         if name == DEFAULT_BUS || name.starts_with("aws.") {
             return Err(validation(format!("Event bus name '{name}' is reserved")));
         }
@@ -606,7 +605,7 @@ impl Bus {
                 }
             }
             None => RuleRecord {
-                tags: crate::tags::merged(&Tags::new(), req.tags, &self.rule_arn(&bus, &req.name))?,
+                tags: crate::tags::checked(req.tags, &self.rule_arn(&bus, &req.name))?,
                 bus: bus.clone(),
                 name: req.name.clone(),
                 event_pattern: req.event_pattern.clone(),
@@ -677,22 +676,18 @@ impl Bus {
                     .get(&name)
                     .cloned()
                     .ok_or_else(|| bus_not_found(&name))?;
-                let tags = change(&rec.tags)?;
-                if tags == rec.tags {
+                if !crate::tags::apply(&mut rec.tags, change)? {
                     return Ok(());
                 }
-                rec.tags = tags;
                 w.put_bus(&rec);
                 self.inner.commit(w).await?;
                 write(&self.inner.state).buses.insert(name, rec);
             }
             Tagged::Rule(bus, name) => {
                 let mut rec = self.rule_record(Some(&bus), &name)?;
-                let tags = change(&rec.tags)?;
-                if tags == rec.tags {
+                if !crate::tags::apply(&mut rec.tags, change)? {
                     return Ok(());
                 }
-                rec.tags = tags;
                 w.put_rule(&rec);
                 self.inner.commit(w).await?;
                 write(&self.inner.state).rules.insert((bus, name), rec);

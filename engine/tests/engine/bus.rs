@@ -933,7 +933,7 @@ async fn buses_and_rules_keep_their_tags_through_updates_and_restarts() {
         t.bus.list_tags_for_resource(&default_bus).unwrap(),
         tags(&[("env", "test")])
     );
-    // The tagged rule still routes: tags did not disturb its pattern or index.
+    // Tagging rewrote the rule's record and kept the rest of it.
     assert_eq!(
         t.bus
             .describe_rule(Some("orders"), "paid")
