@@ -14,15 +14,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-RUNS=${RUNS:-3}
-DURATION=${DURATION:-10}
-WARMUP=${WARMUP:-1}
-CONCURRENCY=${CONCURRENCY:-64}
+. bench/server.sh
 CONCURRENCY_SYNC=${CONCURRENCY_SYNC:-$CONCURRENCY}
 CONCURRENCY_STANDARD=${CONCURRENCY_STANDARD:-$CONCURRENCY}
-MODES=${MODES:-"sync-express start-standard"}
 CLIENT=${CLIENT:-raw}
-TARGET_DIR=${CARGO_TARGET_DIR:-target}
 
 if [ "${SKIP_BUILD:-0}" != 1 ]; then
   echo "==> cargo build --release -p stepyard-api --bin stepyard --example loadgen" >&2
@@ -32,13 +27,11 @@ SERVER="$TARGET_DIR/release/stepyard"
 LOADGEN="$TARGET_DIR/release/examples/loadgen"
 
 WORK=$(mktemp -d -t stepyard-bench-XXXXXX)
-. bench/server.sh
 trap 'stop_server; rm -rf "$WORK"' EXIT
 
 RESULTS="$WORK/results.jsonl"
 : >"$RESULTS"
-echo "machine: $(nproc) cores, $(free -g | awk '/^Mem:/{print $2}') GiB, $(. /etc/os-release && echo "$PRETTY_NAME"); load before: $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "commit: ${BENCH_COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD -- 2>/dev/null || echo ' (+ uncommitted changes)')}"
+print_header
 for run in $(seq 1 "$RUNS"); do
   for mode in $MODES; do
     if [ "$mode" = sync-express ]; then conc=$CONCURRENCY_SYNC; else conc=$CONCURRENCY_STANDARD; fi

@@ -1,6 +1,19 @@
-# Sourced by bench/http.sh and bench/wrk.sh: start and stop one `stepyard serve` on a fresh data folder.
-# Needs SERVER (the binary) and WORK (a scratch folder); SERVER_RUST_LOG optionally sets its RUST_LOG.
+# Sourced by bench/http.sh and bench/wrk.sh: their common knobs, the header they print, and starting
+# and stopping one `stepyard serve` on a fresh data folder (the functions need SERVER, the binary,
+# and WORK, a scratch folder; SERVER_RUST_LOG optionally sets the server's RUST_LOG).
 # shellcheck shell=bash
+
+RUNS=${RUNS:-3}
+DURATION=${DURATION:-10}
+WARMUP=${WARMUP:-1}
+CONCURRENCY=${CONCURRENCY:-64}
+MODES=${MODES:-"sync-express start-standard"}
+TARGET_DIR=${CARGO_TARGET_DIR:-target}
+
+print_header() { # $1: what to add to the commit line (the load generator)
+  echo "machine: $(nproc) cores, $(free -g | awk '/^Mem:/{print $2}') GiB, $(. /etc/os-release && echo "$PRETTY_NAME"); load before: $(cut -d' ' -f1-3 /proc/loadavg)"
+  echo "commit: ${BENCH_COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD -- 2>/dev/null || echo ' (+ uncommitted changes)')}${1:+; $1}"
+}
 
 SERVER_PID=""
 stop_server() {

@@ -14,13 +14,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-RUNS=${RUNS:-3}
-DURATION=${DURATION:-10}
-WARMUP=${WARMUP:-1}
-CONCURRENCY=${CONCURRENCY:-64}
+. bench/server.sh
 THREADS=${THREADS:-1}
-MODES=${MODES:-"sync-express start-standard"}
-TARGET_DIR=${CARGO_TARGET_DIR:-target}
 
 if ! command -v wrk >/dev/null; then
   echo "==> installing wrk (Debian's package)" >&2
@@ -34,12 +29,11 @@ fi
 SERVER="$TARGET_DIR/release/stepyard"
 
 WORK=$(mktemp -d -t stepyard-wrk-XXXXXX)
-. bench/server.sh
 trap 'stop_server; rm -rf "$WORK"' EXIT
 
 # The helper: creates the state machine, and after a STANDARD run waits for and checks its executions.
 cat >"$WORK/helper.py" <<'PY'
-import json, re, sys, time, urllib.request
+import json, sys, time, urllib.request
 
 def call(url, target, body):
     req = urllib.request.Request(url + "/", data=json.dumps(body).encode(), method="POST", headers={
@@ -105,8 +99,7 @@ PY
 
 RESULTS="$WORK/results.jsonl"
 : >"$RESULTS"
-echo "machine: $(nproc) cores, $(free -g | awk '/^Mem:/{print $2}') GiB, $(. /etc/os-release && echo "$PRETTY_NAME"); load before: $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "commit: ${BENCH_COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD -- 2>/dev/null || echo ' (+ uncommitted changes)')}; $(wrk --version 2>&1 | head -1 | cut -d' ' -f1-2)"
+print_header "$(wrk --version 2>&1 | head -1 | cut -d' ' -f1-2)"
 for run in $(seq 1 "$RUNS"); do
   for mode in $MODES; do
     start_server "$mode-$run"

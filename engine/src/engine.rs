@@ -405,6 +405,8 @@ impl Engine {
                 record.revision_id = inner.config.ids.new_id();
                 record.updated_ms = inner.config.clock.now_ms();
             }
+            // Queued even when nothing changed: the reply then waits for any earlier write of
+            // this record, so what it reports is durable.
             (record.clone(), inner.queue_machine(record)?)
         };
         pending.wait().await?;
