@@ -626,17 +626,19 @@ impl<'a> Step<'a> {
             threads: &self.rec.rt.threads,
             tid,
         };
-        // A Pass that goes on to another state moves its input into its output. One that ends
-        // its thread keeps the input: the execution can still fail after it (an output over the
-        // size limit, variables over theirs), and a redrive starts again from this state's input.
+        // A Pass that goes on to another state and assigns nothing moves its input into its
+        // output: nothing after it can fail. Every other state gives the input back to its
+        // thread, since the execution can still fail after it (an output over the size limit,
+        // variables over theirs) and a redrive starts again from this state's input.
         let scope = Scope::new(&context, &vars);
-        let entered = match state {
-            State::Pass(pass) if matches!(pass.transition, asl::Transition::Next(_)) => {
-                asl::enter_mut(state, &mut input, &scope, &mut self.env)
-            }
-            _ => asl::enter(state, &input, &scope, &mut self.env),
+        let moves = matches!(state, State::Pass(pass)
+            if matches!(pass.transition, asl::Transition::Next(_)) && pass.assign.is_none());
+        let entered = if moves {
+            asl::enter_mut(state, &mut input, &scope, &mut self.env)
+        } else {
+            asl::enter(state, &input, &scope, &mut self.env)
         };
-        if !matches!(entered, Ok(Entered::Next { .. }))
+        if !(moves && matches!(entered, Ok(Entered::Next { .. })))
             && let Some(t) = self.rec.rt.threads.get_mut(&tid)
         {
             t.input = input;
@@ -816,12 +818,22 @@ impl<'a> Step<'a> {
         let Some(t) = self.rec.rt.threads.get_mut(&tid) else {
             return false;
         };
+        let mut bytes = t.vars_bytes;
         for (name, value) in assigned {
             let old = t.vars.get(name).map_or(0, |v| asl::variable_size(name, v));
-            t.vars_bytes = (t.vars_bytes + asl::variable_size(name, value)).saturating_sub(old);
-            t.vars.insert(name.clone(), value.clone());
+            bytes = (bytes + asl::variable_size(name, value)).saturating_sub(old);
         }
-        let total: usize = self.rec.rt.threads.values().map(|t| t.vars_bytes).sum();
+        let others: usize = self
+            .rec
+            .rt
+            .threads
+            .iter()
+            .filter(|(id, _)| **id != tid)
+            .map(|(_, t)| t.vars_bytes)
+            .sum();
+        let total = others + bytes;
+        // Checked before anything is stored: a failed assignment leaves the variables as they
+        // were when the state was entered, which is what a redrive starts from.
         if total > asl::MAX_TOTAL_VARIABLE_BYTES {
             let cause = format!(
                 "The execution's variables are {total} bytes, more than the {} bytes (10 MiB) an execution may hold",
@@ -829,6 +841,11 @@ impl<'a> Step<'a> {
             );
             self.fail_runtime(tid, cause);
             return false;
+        }
+        if let Some(t) = self.rec.rt.threads.get_mut(&tid) {
+            t.vars_bytes = bytes;
+            t.vars
+                .extend(assigned.iter().map(|(k, v)| (k.clone(), v.clone())));
         }
         true
     }

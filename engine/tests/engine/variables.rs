@@ -201,7 +201,8 @@ async fn an_execution_cannot_hold_more_than_10_mib_of_variables() {
         } else {
             json!({"Next": format!("S{}", i + 1)})
         };
-        let mut s = json!({"Type": "Pass", "Assign": {format!("v{i}"): "{% $pad('', 240000, 'x') %}"}, "Output": {}});
+        let mut s =
+            json!({"Type": "Pass", "Assign": {format!("v{i}"): "{% $pad('', 240000, 'x') %}"}});
         s.as_object_mut()
             .unwrap()
             .extend(next.as_object().unwrap().clone());
@@ -213,8 +214,30 @@ async fn an_execution_cannot_hold_more_than_10_mib_of_variables() {
             json!({"QueryLanguage": "JSONata", "StartAt": "S0", "States": states}),
         )
         .await;
-    let info = h.run(&sm, json!({})).await;
+    let info = h.run(&sm, json!({"marker": 1})).await;
     assert_eq!(info.status, ExecutionStatus::Failed, "{info:?}");
     assert_eq!(info.error.as_deref(), Some("States.Runtime"));
     assert!(info.cause.unwrap_or_default().contains("10 MiB"));
+    // A redrive starts again at the state whose assignment failed, with that state's input
+    // and the variables from before it: it fails the same way, not on a lost input.
+    let failed_at = |events: &[HistoryEvent]| {
+        events
+            .iter()
+            .rev()
+            .find(|e| e.kind == HistoryEventType::PassStateEntered)
+            .map(|e| (e.details["name"].clone(), e.details["input"].clone()))
+    };
+    let first = failed_at(&h.history(&info.execution_arn).await);
+    assert_eq!(first, Some((json!("S43"), json!(r#"{"marker":1}"#))));
+    let info = h.redrive(&info.execution_arn).await;
+    assert_eq!(info.status, ExecutionStatus::Failed, "{info:?}");
+    assert_eq!(info.error.as_deref(), Some("States.Runtime"));
+    let history = h.history(&info.execution_arn).await;
+    let redriven = history
+        .iter()
+        .position(|e| e.kind == HistoryEventType::ExecutionRedriven)
+        .expect("redriven");
+    assert_eq!(failed_at(&history[redriven..]), first);
+    let cause = info.cause.unwrap_or_default();
+    assert!(cause.contains("10 MiB"), "{cause}");
 }
