@@ -1870,4 +1870,90 @@ async fn update_state_machine_can_change_only_the_role() {
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(body["__type"], "ValidationException", "{body}");
+
+    let (status, body) = h
+        .aws(
+            "UpdateStateMachine",
+            json!({"stateMachineArn": arn, "roleArn": ""}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["__type"], "ValidationException", "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("at 'roleArn' failed to satisfy constraint"),
+        "{body}"
+    );
+    let (_, unchanged) = h
+        .aws("DescribeStateMachine", json!({"stateMachineArn": arn}))
+        .await;
+    assert_eq!(unchanged["revisionId"], after["revisionId"]);
+}
+
+#[tokio::test]
+async fn native_update_changes_the_role_the_definition_or_both() {
+    let h = Harness::new().await;
+    h.create("roles", pass_chain(1), "STANDARD").await;
+    let (_, before) = h.get("/v1/state-machines/roles").await;
+
+    let (status, body) = h
+        .send_json(
+            "PUT",
+            "/v1/state-machines/roles",
+            json!({"role_arn": "arn:aws:iam::123456789012:role/second"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["role_arn"], "arn:aws:iam::123456789012:role/second");
+    assert_eq!(body["definition"], before["definition"]);
+    assert_ne!(body["revision_id"], before["revision_id"]);
+    let (_, got) = h.get("/v1/state-machines/roles").await;
+    assert_eq!(got, body);
+
+    let (status, body) = h
+        .send_json(
+            "PUT",
+            "/v1/state-machines/roles",
+            json!({"definition": pass_chain(2), "role_arn": "arn:aws:iam::123456789012:role/third"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["role_arn"], "arn:aws:iam::123456789012:role/third");
+    assert_eq!(body["definition"], pass_chain(2));
+    // Both revisions are listed as versions, each with its own role.
+    let (_, versions) = h.get("/v1/state-machines/roles/versions").await;
+    let text = versions.to_string();
+    assert!(
+        text.contains("role/second") && text.contains("role/third"),
+        "{versions}"
+    );
+
+    let revision = body["revision_id"].clone();
+    for (bad, field) in [
+        (json!({}), "/definition"),
+        (json!({"role_arn": ""}), "/role_arn"),
+        (json!({"role_arn": "r".repeat(257)}), "/role_arn"),
+        (json!({"definition": 7}), "/definition"),
+    ] {
+        let (status, body) = h
+            .send_json("PUT", "/v1/state-machines/roles", bad.clone())
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{bad}: {body}");
+        assert_eq!(body["code"], "InvalidRequestBody", "{bad}: {body}");
+        assert_eq!(body["field"], field, "{bad}: {body}");
+    }
+    let (_, got) = h.get("/v1/state-machines/roles").await;
+    assert_eq!(got["revision_id"], revision);
+
+    let (status, body) = h
+        .send_json(
+            "PUT",
+            "/v1/state-machines/nobody",
+            json!({"role_arn": "arn:aws:iam::123456789012:role/x"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(body["code"], "StateMachineDoesNotExist");
 }

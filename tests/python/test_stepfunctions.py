@@ -52,6 +52,17 @@ def test_create_describe_list_update_delete(sfn):
     sfn.update_state_machine(stateMachineArn=arn, definition=json.dumps(changed))
     assert json.loads(sfn.describe_state_machine(stateMachineArn=arn)["definition"])["Comment"] == "changed"
 
+    # The role alone may change too: a new revision with the same definition.
+    before = sfn.describe_state_machine(stateMachineArn=arn)
+    updated = sfn.update_state_machine(stateMachineArn=arn, roleArn="arn:aws:iam::123456789012:role/other")
+    after = sfn.describe_state_machine(stateMachineArn=arn)
+    assert after["roleArn"] == "arn:aws:iam::123456789012:role/other"
+    assert after["definition"] == before["definition"]
+    assert after["revisionId"] == updated["revisionId"] != before["revisionId"]
+    with pytest.raises(ClientError) as excinfo:
+        sfn.update_state_machine(stateMachineArn=arn)
+    assert error_code(excinfo) == "ValidationException"
+
     sfn.delete_state_machine(stateMachineArn=arn)
     with pytest.raises(ClientError) as excinfo:
         sfn.describe_state_machine(stateMachineArn=arn)

@@ -282,6 +282,18 @@ async fn update_state_machine(
             "Either the definition, the roleArn or the loggingConfiguration must be specified",
         ));
     }
+    if let Some(role) = &req.role_arn
+        && !(1..=256).contains(&role.chars().count())
+    {
+        let bound = if role.is_empty() {
+            "greater than or equal to 1"
+        } else {
+            "less than or equal to 256"
+        };
+        return Err(AwsError::validation(format!(
+            "1 validation error detected: Value '{role}' at 'roleArn' failed to satisfy constraint: Member must have length {bound}"
+        )));
+    }
     let info = engine
         .update_state_machine_with(&req.state_machine_arn, req.definition, req.role_arn)
         .await?;

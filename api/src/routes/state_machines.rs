@@ -161,12 +161,21 @@ pub async fn get_state_machine(
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"definition": {"StartAt": "Hello", "States": {"Hello": {"Type": "Pass", "Result": {"greeting": "hello again"}, "End": true}}}}))]
 pub struct UpdateStateMachineBody {
-    /// The new ASL definition (an object, or a string holding it).
-    #[schema(value_type = Object)]
-    pub definition: Value,
+    /// The new ASL definition (an object, or a string holding it). May be left out when
+    /// `role_arn` is given.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub definition: Option<Value>,
+    /// The new role ARN (1 to 256 characters). May be left out when `definition` is given.
+    #[serde(default)]
+    #[schema(example = "arn:aws:iam::123456789012:role/stepyard")]
+    pub role_arn: Option<String>,
 }
 
-/// Replace a state machine's definition (a new revision; running executions keep theirs).
+/// Change a state machine's definition, its role, or both.
+///
+/// A change to either is a new revision, as with AWS's UpdateStateMachine; running executions
+/// keep theirs.
 #[utoipa::path(
     put,
     path = "/v1/state-machines/{name}",
@@ -176,7 +185,7 @@ pub struct UpdateStateMachineBody {
     responses(
         (status = 200, description = "Updated", body = StateMachine),
         (status = 404, description = "No such state machine", body = ErrorBody),
-        (status = 422, description = "Invalid definition", body = ErrorBody),
+        (status = 422, description = "Invalid definition, neither `definition` nor `role_arn` given, or a `role_arn` not 1 to 256 characters", body = ErrorBody),
     )
 )]
 pub async fn update_state_machine(
@@ -185,10 +194,32 @@ pub async fn update_state_machine(
     ApiJson(body): ApiJson<UpdateStateMachineBody>,
 ) -> ApiResult<Json<StateMachine>> {
     let arn = state.state_machine_arn(&name);
-    let definition = definition_text(&body.definition, "/definition")?;
+    let definition = body
+        .definition
+        .as_ref()
+        .map(|d| definition_text(d, "/definition"))
+        .transpose()?;
+    if definition.is_none() && body.role_arn.is_none() {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "InvalidRequestBody",
+            "give `definition`, `role_arn` or both",
+        )
+        .with_field("/definition"));
+    }
+    if let Some(role) = &body.role_arn
+        && !(1..=256).contains(&role.chars().count())
+    {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "InvalidRequestBody",
+            "`role_arn` must be 1 to 256 characters",
+        )
+        .with_field("/role_arn"));
+    }
     let info = state
         .engine()
-        .update_state_machine(&arn, definition)
+        .update_state_machine_with(&arn, definition, body.role_arn)
         .await?;
     Ok(Json(info.into()))
 }
@@ -214,7 +245,7 @@ pub async fn delete_state_machine(
 
 /// List a state machine's versions, newest first.
 ///
-/// Every update that changes the definition makes a new revision; the current one has
+/// Every update that changes the definition or the role makes a new revision; the current one has
 /// `current: true`. Executions keep the revision they started on.
 #[utoipa::path(
     get,
