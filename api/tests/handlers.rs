@@ -1922,11 +1922,20 @@ async fn native_update_changes_the_role_the_definition_or_both() {
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["role_arn"], "arn:aws:iam::123456789012:role/third");
     assert_eq!(body["definition"], pass_chain(2));
-    // Both revisions are listed as versions, each with its own role.
+    // Both revisions are listed as versions, newest first, each with its own role.
     let (_, versions) = h.get("/v1/state-machines/roles/versions").await;
-    let text = versions.to_string();
-    assert!(
-        text.contains("role/second") && text.contains("role/third"),
+    let roles: Vec<&str> = versions["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["role_arn"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        roles[..2],
+        [
+            "arn:aws:iam::123456789012:role/third",
+            "arn:aws:iam::123456789012:role/second"
+        ],
         "{versions}"
     );
 

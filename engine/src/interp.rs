@@ -815,7 +815,7 @@ impl<'a> Step<'a> {
         if assigned.is_empty() {
             return true;
         }
-        let Some(t) = self.rec.rt.threads.get_mut(&tid) else {
+        let Some(t) = self.rec.rt.threads.get(&tid) else {
             return false;
         };
         let mut bytes = t.vars_bytes;
@@ -823,15 +823,8 @@ impl<'a> Step<'a> {
             let old = t.vars.get(name).map_or(0, |v| asl::variable_size(name, v));
             bytes = (bytes + asl::variable_size(name, value)).saturating_sub(old);
         }
-        let others: usize = self
-            .rec
-            .rt
-            .threads
-            .iter()
-            .filter(|(id, _)| **id != tid)
-            .map(|(_, t)| t.vars_bytes)
-            .sum();
-        let total = others + bytes;
+        let all: usize = self.rec.rt.threads.values().map(|t| t.vars_bytes).sum();
+        let total = all - t.vars_bytes + bytes;
         // Checked before anything is stored: a failed assignment leaves the variables as they
         // were when the state was entered, which is what a redrive starts from.
         if total > asl::MAX_TOTAL_VARIABLE_BYTES {

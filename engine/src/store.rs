@@ -712,18 +712,6 @@ const LOAD_YIELDS: usize = 4;
 /// once.
 const LOADED_GROUP: usize = 4;
 
-async fn flush(store: &SledStore) -> Result<(), String> {
-    let started = std::time::Instant::now();
-    let result = store
-        .db
-        .flush_async()
-        .await
-        .map(|_| ())
-        .map_err(|e| e.to_string());
-    metrics::histogram!("stepyard_store_flush_seconds").record(started.elapsed().as_secs_f64());
-    result
-}
-
 /// Takes every write set queued, applies them as one batch, flushes once, then acknowledges
 /// them in order; what arrives meanwhile waits for the next group. Under load the group is
 /// taken after [`LOAD_YIELDS`] yields, so that it gathers what the requests running now submit.
@@ -759,7 +747,14 @@ async fn run_committer(store: SledStore, mut rx: mpsc::UnboundedReceiver<CommitR
             continue;
         }
         loaded = group.len() >= LOADED_GROUP;
-        acknowledge(group, flush(&store).await);
+        let started = std::time::Instant::now();
+        let flushed = store.flush().await.map_err(|e| match e {
+            // `PendingCommit::wait` wraps the text in `Error::Store` again.
+            Error::Store(message) => message,
+            other => other.to_string(),
+        });
+        metrics::histogram!("stepyard_store_flush_seconds").record(started.elapsed().as_secs_f64());
+        acknowledge(group, flushed);
     }
 }
 
